@@ -1,0 +1,416 @@
+// Package proxy is frontdoor's request pipeline: path normalisation,
+// identity-header stripping, route matching, authentication, the policy
+// decision, header rewriting and the reverse proxy to upstream pools, with the
+// access log and request metrics.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"frontdoor/internal/apierror"
+	"frontdoor/internal/bearer"
+	"frontdoor/internal/clientip"
+	"frontdoor/login/token"
+	"frontdoor/policy"
+)
+
+// TokenVerifier checks a bearer token. The login/token Verifier implements it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*token.Claims, error)
+}
+
+// Options are the dependencies of a Handler.
+type Options struct {
+	// Runtime is the initial compiled configuration (required).
+	Runtime *Runtime
+	// Verifier checks bearer tokens (required).
+	Verifier TokenVerifier
+	// Local serves frontdoor's own endpoints under /auth/ and /.well-known/.
+	// Nil answers them 404.
+	Local http.Handler
+	// ClientIP resolves the client address for X-Forwarded-For. Nil trusts
+	// no proxy.
+	ClientIP *clientip.Resolver
+	// Transport is shared by all upstream pools (required by NewRuntime's
+	// caller, kept here so idle connections can be closed on shutdown).
+	Logger  *zap.Logger
+	Metrics *Metrics
+}
+
+// Handler is the front door: an http.Handler running the pipeline of
+// DESIGN.md on every request.
+type Handler struct {
+	runtime  atomic.Pointer[Runtime]
+	verifier TokenVerifier
+	local    http.Handler
+	clientIP *clientip.Resolver
+	log      *zap.Logger
+	metrics  *Metrics
+	rp       *httputil.ReverseProxy
+}
+
+// New builds a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Runtime == nil || opts.Verifier == nil {
+		return nil, errors.New("proxy: Runtime and Verifier are required")
+	}
+	h := &Handler{
+		verifier: opts.Verifier,
+		local:    opts.Local,
+		clientIP: opts.ClientIP,
+		log:      opts.Logger,
+		metrics:  opts.Metrics,
+	}
+	if h.clientIP == nil {
+		h.clientIP = &clientip.Resolver{}
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	h.runtime.Store(opts.Runtime)
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:      h.rewrite,
+		Transport:    roundTripFunc(h.roundTrip),
+		ErrorHandler: h.proxyError,
+		BufferPool:   newBufferPool(),
+		ErrorLog:     log.New(zapWriter{h.log}, "", 0),
+	}
+	return h, nil
+}
+
+// Swap installs a new compiled configuration; requests already past route
+// matching finish with the old one.
+func (h *Handler) Swap(rt *Runtime) { h.runtime.Store(rt) }
+
+// Runtime returns the configuration in use.
+func (h *Handler) Runtime() *Runtime { return h.runtime.Load() }
+
+// exchange is the per-request state shared by the pipeline stages, the
+// reverse proxy callbacks and the access log.
+type exchange struct {
+	start     time.Time
+	requestID string
+	path      string // normalised
+	route     *policy.Route
+	pool      *Pool
+	claims    *token.Claims
+	rt        *Runtime
+	// bodyFailed is set by the transport's body-writing goroutine when
+	// reading the client's body fails.
+	bodyFailed atomic.Bool
+	errKind    string
+}
+
+type exchangeKey struct{}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{start: time.Now(), requestID: requestID(r.Header.Get("X-Request-Id"))}
+	rec := &recorder{ResponseWriter: w}
+	w = rec
+	w.Header().Set("X-Request-Id", x.requestID)
+	defer h.finish(rec, r, x)
+
+	rt := h.runtime.Load()
+	x.rt = rt
+
+	// 1. Normalise. Go has already rejected malformed request lines; an
+	// absolute-form target ("GET http://host/p") arrives with r.URL.Host
+	// set and is treated like its path.
+	path, err := NormalizePath(r.URL.EscapedPath())
+	if err != nil {
+		x.errKind = "bad_path"
+		var pe *PathError
+		msg := "invalid path"
+		if errors.As(err, &pe) {
+			msg = pe.Error()
+		}
+		apierror.Write(w, http.StatusBadRequest, apierror.InvalidRequest, msg)
+		return
+	}
+	x.path = path
+
+	// 2. Strip every spelling of the identity headers, whatever happens next.
+	stripIdentity(r.Header, rt.strip)
+
+	if isLocal(path) {
+		x.routeName("frontdoor")
+		if h.local == nil {
+			apierror.Write(w, http.StatusNotFound, apierror.NotFound, "no such endpoint")
+			return
+		}
+		r.URL.Path, r.URL.RawPath = path, ""
+		h.local.ServeHTTP(w, r)
+		return
+	}
+
+	// 3. Route.
+	m := rt.Policy.Match(r.Method, path)
+	switch m.Status {
+	case http.StatusNotFound:
+		apierror.Write(w, http.StatusNotFound, apierror.NotFound, "no route for this path")
+		return
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", m.Allow)
+		apierror.Write(w, http.StatusMethodNotAllowed, apierror.MethodNotAllowed, "method not allowed on this route")
+		return
+	}
+	x.route = m.Route
+
+	// 4. Authenticate.
+	if m.Route.Auth != policy.AuthNone {
+		raw, present, problem := bearer.Parse(r.Header)
+		switch {
+		case problem != "":
+			h.authFailed(w, x, "malformed_header", problem)
+			return
+		case present:
+			claims, err := h.verifier.Verify(r.Context(), raw)
+			if err != nil {
+				reason := "invalid"
+				var ve *token.VerifyError
+				if errors.As(err, &ve) {
+					reason = ve.Reason
+				}
+				h.authFailed(w, x, reason, "the access token is invalid or expired")
+				return
+			}
+			x.claims = claims
+		}
+	}
+
+	// 5. Authorise against the current policy.
+	var roles []string
+	if x.claims != nil {
+		roles = x.claims.Roles
+	}
+	switch rt.Policy.Authorize(m.Route, roles, x.claims != nil) {
+	case policy.Unauthenticated:
+		h.count(x, "missing_token")
+		apierror.Write(w, http.StatusUnauthorized, apierror.MissingToken, "this route requires an access token")
+		return
+	case policy.Forbidden:
+		h.count(x, "insufficient_scope")
+		apierror.Write(w, http.StatusForbidden, apierror.InsufficientScope, "the token's roles do not allow this request")
+		return
+	}
+
+	// 6. Proxy.
+	x.pool = rt.Pools[m.Route.Upstream]
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+func (h *Handler) authFailed(w http.ResponseWriter, x *exchange, reason, msg string) {
+	h.count(x, reason)
+	apierror.Write(w, http.StatusUnauthorized, apierror.InvalidToken, msg)
+}
+
+func (h *Handler) count(x *exchange, reason string) {
+	x.errKind = reason
+	if h.metrics != nil {
+		h.metrics.authFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+func (x *exchange) routeName(name string) {
+	x.route = &policy.Route{Name: name}
+}
+
+// rewrite builds the outbound request. ReverseProxy calls it after removing
+// hop-by-hop headers, including those the client named in Connection, so a
+// client cannot make it drop what is set here.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+	out := pr.Out
+	// The placeholder scheme/host are replaced by the pool's chosen target.
+	out.URL.Scheme = "http"
+	out.URL.Host = x.pool.Name
+	out.URL.Path = x.route.UpstreamPath(x.path)
+	out.URL.RawPath = ""
+	out.URL.RawQuery = pr.In.URL.RawQuery
+	out.Host = ""
+
+	hdr := out.Header
+	stripIdentity(hdr, x.rt.strip)
+	if !x.pool.ForwardAuthorization {
+		hdr.Del("Authorization")
+	}
+	if x.claims != nil {
+		hdr[x.rt.userIDHeader] = []string{x.claims.Subject}
+		hdr[x.rt.rolesHeader] = []string{strings.Join(x.claims.Roles, ",")}
+	}
+	hdr["X-Request-Id"] = []string{x.requestID}
+	h.setForwarded(pr)
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = &bodyReader{ReadCloser: out.Body, x: x}
+	}
+}
+
+// setForwarded writes X-Forwarded-For/Host/Proto. Values sent by the client
+// are kept only when it is a trusted proxy; otherwise they are replaced, and
+// the RFC 7239 Forwarded header (which frontdoor does not write) is dropped.
+func (h *Handler) setForwarded(pr *httputil.ProxyRequest) {
+	in, hdr := pr.In, pr.Out.Header
+	peer := clientip.Peer(in)
+	trusted := h.clientIP.Trusted(peer)
+	ip := peer.String()
+	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	hdr["X-Forwarded-For"] = []string{ip}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	host := in.Host
+	if trusted {
+		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			proto = p
+		}
+		if fh := in.Header.Get("X-Forwarded-Host"); fh != "" {
+			host = fh
+		}
+	} else {
+		hdr.Del("Forwarded")
+		hdr.Del("X-Real-Ip")
+	}
+	hdr["X-Forwarded-Host"] = []string{host}
+	hdr["X-Forwarded-Proto"] = []string{proto}
+}
+
+func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
+	x := req.Context().Value(exchangeKey{}).(*exchange)
+	timeout := x.pool.Timeout
+	if x.route.Timeout > 0 {
+		timeout = x.route.Timeout
+	}
+	return x.pool.roundTrip(req, timeout)
+}
+
+// proxyError answers when the upstream exchange failed. The client's own
+// broken body is a 400, not the upstream's fault.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	x := r.Context().Value(exchangeKey{}).(*exchange)
+	upstream := x.pool.Name
+	switch {
+	case x.bodyFailed.Load():
+		x.errKind = "client_body"
+		apierror.Write(w, http.StatusBadRequest, apierror.InvalidRequest, "malformed request body")
+		return
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		x.errKind = "client_gone"
+		w.WriteHeader(499)
+		return
+	case errors.Is(err, ErrUpstreamTimeout):
+		x.errKind = "timeout"
+		h.upstreamError(upstream, "timeout")
+		apierror.Write(w, http.StatusGatewayTimeout, apierror.UpstreamTimeout, "the upstream service did not answer in time")
+	default:
+		kind := "other"
+		if isConnectError(err) {
+			kind = "connect"
+		}
+		x.errKind = kind
+		h.upstreamError(upstream, kind)
+		h.log.Warn("upstream error", zap.String("request_id", x.requestID), zap.String("upstream", upstream), zap.Error(err))
+		apierror.Write(w, http.StatusBadGateway, apierror.BadGateway, "the upstream service is unavailable")
+	}
+}
+
+func (h *Handler) upstreamError(upstream, kind string) {
+	if h.metrics != nil {
+		h.metrics.upstreamErrors.WithLabelValues(upstream, kind).Inc()
+	}
+}
+
+func isLocal(path string) bool {
+	return hasSegmentPrefix(path, "/auth") || hasSegmentPrefix(path, "/.well-known")
+}
+
+func hasSegmentPrefix(path, prefix string) bool {
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+}
+
+// stripIdentity deletes every header whose folded name is one of strip.
+func stripIdentity(h http.Header, strip [2]string) {
+	for k := range h {
+		if len(k) != len(strip[0]) && len(k) != len(strip[1]) {
+			continue
+		}
+		f := identityKey(k)
+		if f == strip[0] || f == strip[1] {
+			delete(h, k)
+		}
+	}
+}
+
+// requestID keeps a client's X-Request-Id when it is sane (1–128 characters
+// of a conservative set, so it cannot smuggle anything into logs or
+// upstream headers) and otherwise makes a new one.
+func requestID(in string) string {
+	if n := len(in); n > 0 && n <= 128 {
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			c := in[i]
+			ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+				c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '+' || c == '='
+		}
+		if ok {
+			return in
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bodyReader remembers a failure to read the client's body (bad chunking, a
+// short body), so the error is reported as the client's.
+type bodyReader struct {
+	io.ReadCloser
+	x *exchange
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.x.bodyFailed.Store(true)
+	}
+	return n, err
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// bufferPool recycles the 32 KiB copy buffers of response streaming.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+
+// zapWriter sends ReverseProxy's own log lines (rare: a response copy
+// failing midway) to zap.
+type zapWriter struct{ l *zap.Logger }
+
+func (z zapWriter) Write(p []byte) (int, error) {
+	z.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Metrics are the pipeline's Prometheus collectors.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
+}
+
+// NewMetrics registers the pipeline's collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_http_requests_total",
+			Help: "Requests served, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "frontdoor_http_request_duration_seconds",
+			Help:    "Time from request to the end of the response, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_upstream_errors_total",
+			Help: "Failed upstream exchanges, by upstream and kind (connect, timeout, other).",
+		}, []string{"upstream", "kind"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_auth_failures_total",
+			Help: "Requests refused by authentication or authorisation, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.authFailures)
+	return m
+}
+
+// methodLabel bounds the method label's cardinality: clients can send any
+// token as a method.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// finish writes the access-log line and the request metrics.
+func (h *Handler) finish(rec *recorder, r *http.Request, x *exchange) {
+	d := time.Since(x.start)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := "-"
+	if x.route != nil {
+		route = x.route.Name
+	}
+	if h.metrics != nil {
+		h.metrics.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		h.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+	}
+	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
+		userID := ""
+		if x.claims != nil {
+			userID = x.claims.Subject
+		}
+		// The query string is never logged: clients put tokens in it.
+		path := x.path
+		if path == "" {
+			path = "(refused)"
+		}
+		fields := []zap.Field{
+			zap.String("request_id", x.requestID),
+			zap.String("method", r.Method),
+			zap.String("path", path),
+			zap.String("route", route),
+			zap.Int("status", status),
+			zap.Duration("duration", d),
+			zap.Int64("bytes", rec.bytes),
+			zap.String("user_id", userID),
+			zap.String("remote", h.clientIP.ClientIP(r).String()),
+		}
+		if x.errKind != "" {
+			fields = append(fields, zap.String("error", x.errKind))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// recorder captures the status and size of a response for the access log.
+// It unwraps to the underlying writer so http.ResponseController can flush
+// streamed responses and hijack WebSocket upgrades.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || r.status < 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush and Hijack are implemented directly too, for code that type-asserts
+// instead of using http.ResponseController.
+func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
