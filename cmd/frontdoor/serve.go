@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"frontdoor/login"
+	"frontdoor/login/store"
+	"frontdoor/login/token"
+	"frontdoor/login/wechat"
+	"frontdoor/proxy"
+)
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs, cfgPath := newFlags(e, "serve")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "frontdoor serve: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	transport := proxy.NewTransport()
+	cfg, err := loadConfig(*cfgPath, transport)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(e.stderr)
+	defer logger.Sync() //nolint:errcheck // nothing useful to do if stderr is gone
+	return serve(ctx, e, cfg, transport, logger, nil)
+}
+
+func newLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	enc.EncodeDuration = zapcore.MillisDurationEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	return zap.New(core)
+}
+
+// server is a running frontdoor: its parts and their shared state.
+type server struct {
+	cfg       atomic.Pointer[config]
+	transport *http.Transport
+	store     store.Store
+	keys      *token.KeyRing
+	issuer    *token.Issuer
+	verifier  *token.Verifier
+	proxy     *proxy.Handler
+	api       *login.API
+	log       *zap.Logger
+	registry  *prometheus.Registry
+
+	ready   atomic.Bool
+	storeUp atomic.Bool
+
+	storeUpGauge prometheus.Gauge
+	reloads      *prometheus.CounterVec
+}
+
+// listening is called with the bound addresses once the listeners are open
+// (frontdoor dev prints its walkthrough then).
+type listeningFunc func(mainAddr, adminAddr string)
+
+func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, logger *zap.Logger, onListen listeningFunc) error {
+	sealer, err := login.NewSealer(e.getenv("FRONTDOOR_SECRET_KEY"))
+	if err != nil {
+		return err
+	}
+	if !sealer.Encrypting() {
+		logger.Warn("FRONTDOOR_SECRET_KEY is not set: WeChat session keys are stored unencrypted")
+	}
+	st, err := store.Open(ctx, cfg.file.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	keys, err := token.NewKeyRing(ctx, st, cfg.file.Tokens, time.Now)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	verifier, err := token.NewVerifier(keys, cfg.file.Tokens, time.Now)
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &server{
+		transport: transport,
+		store:     st,
+		keys:      keys,
+		issuer:    token.NewIssuer(keys, cfg.file.Tokens, time.Now),
+		verifier:  verifier,
+		log:       logger,
+		registry:  reg,
+		storeUpGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "frontdoor_store_up", Help: "1 when the last store health check succeeded.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_config_reloads_total", Help: "Config reloads by result (ok, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(s.storeUpGauge, s.reloads)
+	s.cfg.Store(cfg)
+
+	loginMetrics := login.NewMetrics(reg)
+	var wx *wechat.Client
+	if cfg.file.Login.WeChat.Enabled() {
+		wx = wechat.NewClient(cfg.file.Login.WeChat, nil, loginMetrics)
+	}
+	s.api = login.NewAPI(login.APIOptions{
+		Store:    st,
+		Keys:     keys,
+		Issuer:   s.issuer,
+		Verifier: verifier,
+		WeChat:   wx,
+		Sealer:   sealer,
+		ClientIP: cfg.clientIP,
+		Metrics:  loginMetrics,
+		Logger:   logger,
+		Now:      time.Now,
+		Tokens:   cfg.file.Tokens,
+		Config:   cfg.file.Login,
+		Policy:   cfg.policy,
+	})
+	s.proxy, err = proxy.New(proxy.Options{
+		Runtime:  cfg.runtime,
+		Verifier: verifier,
+		Local:    s.api,
+		ClientIP: cfg.clientIP,
+		Logger:   logger,
+		Metrics:  proxy.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+
+	srvCfg := cfg.file.Server
+	mainLn, err := net.Listen("tcp", srvCfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", srvCfg.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", srvCfg.AdminListen)
+	if err != nil {
+		mainLn.Close()
+		return fmt.Errorf("listen %s: %w", srvCfg.AdminListen, err)
+	}
+	errLog := zap.NewStdLog(logger.With(zap.String("component", "http")))
+	mainSrv := &http.Server{
+		Handler:           s.proxy,
+		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout,
+		IdleTimeout:       srvCfg.IdleTimeout,
+		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	adminSrv := &http.Server{
+		Handler:           s.adminHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       srvCfg.IdleTimeout,
+		ErrorLog:          errLog,
+	}
+
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	go s.watchStore(bg)
+	go s.refreshKeys(bg)
+	go s.watchSIGHUP(bg)
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- mainSrv.Serve(mainLn) }()
+	go func() { serveErr <- adminSrv.Serve(adminLn) }()
+	s.ready.Store(true)
+	logger.Info("listening",
+		zap.String("addr", mainLn.Addr().String()),
+		zap.String("admin_addr", adminLn.Addr().String()),
+		zap.String("config", cfg.path),
+		zap.String("config_hash", cfg.hash),
+		zap.String("version", version))
+	if onListen != nil {
+		onListen(mainLn.Addr().String(), adminLn.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", zap.Duration("grace", srvCfg.ShutdownGrace))
+	case err := <-serveErr:
+		runErr = fmt.Errorf("server stopped: %w", err)
+	}
+	// Stop advertising readiness first so load balancers drain us, then let
+	// in-flight requests finish within the grace period.
+	s.ready.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), srvCfg.ShutdownGrace)
+	defer cancel()
+	if err := mainSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("grace period over, closing remaining connections", zap.Error(err))
+		mainSrv.Close()
+	}
+	_ = adminSrv.Shutdown(shutdownCtx)
+	transport.CloseIdleConnections()
+	logger.Info("stopped")
+	return runErr
+}
+
+func (s *server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.cfg.Load()
+		kid, _ := s.keys.Active()
+		storeState := "up"
+		if !s.storeUp.Load() {
+			storeState = "down"
+		}
+		// The store is reported, not required: proxying valid tokens does
+		// not touch it, so a database outage must not drain the replica.
+		ready := s.ready.Load() && cfg != nil && kid != ""
+		status := http.StatusOK
+		if !ready {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"ready":       ready,
+			"config_hash": cfg.hash,
+			"signing_key": kid,
+			"store":       storeState,
+		})
+	})
+	return mux
+}
+
+// watchStore pings the store every few seconds for /readyz and
+// frontdoor_store_up.
+func (s *server) watchStore(ctx context.Context) {
+	check := func() {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.store.Ping(pctx)
+		cancel()
+		up := err == nil
+		if was := s.storeUp.Swap(up); was != up && ctx.Err() == nil {
+			if up {
+				s.log.Info("store is up")
+			} else {
+				s.log.Warn("store is down", zap.Error(err))
+			}
+		}
+		if up {
+			s.storeUpGauge.Set(1)
+		} else {
+			s.storeUpGauge.Set(0)
+		}
+	}
+	s.storeUp.Store(true)
+	check()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
+// refreshKeys re-reads the signing keys so that a key imported or rotated by
+// another process (the CLI, another replica) is used within seconds; it also
+// rotates the key when it is older than tokens.rotate_every and deletes keys
+// whose tokens have all expired.
+func (s *server) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			before, _ := s.keys.Active()
+			if err := s.keys.Maintain(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("refresh signing keys", zap.Error(err))
+				}
+				continue
+			}
+			if after, _ := s.keys.Active(); after != before {
+				s.log.Info("signing key changed", zap.String("kid", after))
+			}
+		}
+	}
+}
+
+func (s *server) watchSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			s.reload("SIGHUP")
+		}
+	}
+}
+
+// reload parses and validates the whole file, then swaps it in atomically.
+// An invalid file leaves the running config untouched.
+func (s *server) reload(trigger string) {
+	old := s.cfg.Load()
+	next, err := loadConfig(old.path, s.transport)
+	if err != nil {
+		s.reloads.WithLabelValues("error").Inc()
+		s.log.Error("config reload refused; the running config stays in place",
+			zap.String("trigger", trigger), zap.Error(err))
+		return
+	}
+	if next.hash == old.hash {
+		return
+	}
+	for _, section := range restartSections(old.file, next.file) {
+		s.log.Warn("config section changed but needs a restart to apply", zap.String("section", section))
+	}
+	// Sections that need a restart keep their running values.
+	next.file.Server, next.file.Store, next.file.Tokens = old.file.Server, old.file.Store, old.file.Tokens
+	next.file.Login.WeChat = old.file.Login.WeChat
+	next.clientIP = old.clientIP
+	s.proxy.Swap(next.runtime)
+	s.api.Reload(next.file.Login, next.policy)
+	s.cfg.Store(next)
+	s.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("config reloaded", zap.String("trigger", trigger), zap.String("config_hash", next.hash))
+}
+
+func restartSections(a, b fileConfig) []string {
+	var out []string
+	if !equalJSON(a.Server, b.Server) {
+		out = append(out, "server")
+	}
+	if !equalJSON(a.Store, b.Store) {
+		out = append(out, "store")
+	}
+	if !equalJSON(a.Tokens, b.Tokens) {
+		out = append(out, "tokens")
+	}
+	if !equalJSON(a.Login.WeChat, b.Login.WeChat) {
+		out = append(out, "login.wechat")
+	}
+	return out
+}
+
+func equalJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
