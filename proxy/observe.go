@@ -86,7 +86,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, x *exchange) {
 			zap.String("path", path),
 			zap.String("route", route),
 			zap.Int("status", status),
-			zap.Duration("duration", d),
+			zap.Float64("duration_ms", float64(d.Microseconds())/1000),
 			zap.Int64("bytes", rec.bytes),
 			zap.String("user_id", userID),
 			zap.String("remote", h.clientIP.ClientIP(r).String()),
