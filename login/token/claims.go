@@ -8,11 +8,15 @@ import (
 
 // Claims is what frontdoor trusts about a verified access token.
 type Claims struct {
-	Issuer    string
-	Subject   string // the user id, a non-empty decimal string for our own tokens
-	Roles     []string
-	AMR       []string
-	ID        string // jti
+	Issuer  string
+	Subject string // the user id, a non-empty decimal string for our own tokens
+	Roles   []string
+	AMR     []string
+	ID      string // jti
+	// Version is the user's token version when the token was issued (the
+	// "ver" claim, 0 when absent). A user's version goes up when they are
+	// disabled or their roles change, which revokes every older token.
+	Version   int64
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }

@@ -34,6 +34,8 @@ type MintRequest struct {
 	Subject string   // the user id; required
 	Roles   []string // the roles claim; nil is minted as []
 	AMR     []string // authentication methods ("wechat", "pwd"); omitted if empty
+	// Version is the user's token version (the "ver" claim), omitted when 0.
+	Version int64
 	// TTL is the token's lifetime; 0 means access_ttl. It may not exceed
 	// access_ttl: a retired key leaves the JWKS access_ttl + Leeway after it
 	// stopped signing, so a longer-lived token would stop verifying early.
@@ -55,7 +57,7 @@ type Minted struct {
 // Mint signs an access token for req. The header is
 // {"alg":"RS256","kid":<thumbprint>,"typ":"JWT"}; the claims are iss, aud (a
 // single string), sub, exp, iat, nbf (= iat), jti (128 random bits,
-// base64url), roles and, if given, amr.
+// base64url), roles and, if given, amr and ver.
 func (i *Issuer) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err := ctx.Err(); err != nil {
 		return Minted{}, err
@@ -100,6 +102,9 @@ func (i *Issuer) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	}
 	if len(req.AMR) > 0 {
 		claims["amr"] = req.AMR
+	}
+	if req.Version != 0 {
+		claims["ver"] = req.Version
 	}
 	for name, v := range req.Extra {
 		claims[name] = v

@@ -587,3 +587,21 @@ func claimsEqual(a, b Claims) bool {
 		slices.Equal(a.Roles, b.Roles) && slices.Equal(a.AMR, b.AMR) &&
 		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
+
+func TestVersionClaim(t *testing.T) {
+	e := newEnv(t, &fakeKeyStore{}, newClock(time.Now()))
+	c, err := e.ver.Verify(context.Background(), e.mint(t, MintRequest{Subject: "9", Version: 3}).Token)
+	if err != nil || c.Version != 3 {
+		t.Fatalf("Version = %+v, %v; want 3", c, err)
+	}
+	c, err = e.ver.Verify(context.Background(), e.mint(t, MintRequest{Subject: "9"}).Token)
+	if err != nil || c.Version != 0 {
+		t.Fatalf("absent ver: %+v, %v", c, err)
+	}
+	for _, bad := range []any{"3", -1, 1.5, []any{1}} {
+		m := e.mint(t, MintRequest{Subject: "9", Extra: map[string]any{"ver": bad}})
+		if _, err := e.ver.Verify(context.Background(), m.Token); err == nil {
+			t.Errorf("ver %v accepted", bad)
+		}
+	}
+}

@@ -203,6 +203,13 @@ func claimsOf(mc jwt.MapClaims) (*Claims, error) {
 			return nil, claimErr("jti must be a string")
 		}
 	}
+	if v, ok := mc["ver"]; ok {
+		f, isNum := v.(float64)
+		if !isNum || f < 0 || f != float64(int64(f)) || f > 1<<53 {
+			return nil, claimErr("ver must be a non-negative integer")
+		}
+		c.Version = int64(f)
+	}
 	// exp is required and iat optional; both were type-checked by the
 	// parser.
 	if exp, _ := mc.GetExpirationTime(); exp != nil {
