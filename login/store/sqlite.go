@@ -336,7 +336,11 @@ func insertSigningKey(ctx context.Context, q querier, k SigningKey) error {
 }
 
 const userColumns = `id, appid, openid, unionid, username, password_hash, nickname, avatar_url,
-	gender, roles, disabled, session_key, created_at, updated_at, last_login_at`
+	gender, roles, disabled, session_key, created_at, updated_at, last_login_at, token_version, token_version_at`
+
+// bumpTokenVersion is the SET clause that cuts off the user's access tokens;
+// its placeholder is the time of the change.
+const bumpTokenVersion = `token_version = token_version + 1, token_version_at = ?`
 
 // UpsertWeChatUser finds the user by (AppID, OpenID) or creates it. The
 // lookup and the write share one write transaction, which other connections
@@ -470,18 +474,67 @@ func (s *SQLite) UpdateProfile(ctx context.Context, id int64, p Profile, now tim
 		now, id, optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender))
 }
 
-// SetRoles replaces the user's roles; nil means none.
+// SetRoles replaces the user's roles; nil means none. It reads the stored
+// roles in the same write transaction as it replaces them, so a concurrent
+// change cannot make it miss (or invent) a change of the role set.
 func (s *SQLite) SetRoles(ctx context.Context, id int64, roles []string, now time.Time) (User, error) {
 	r, err := encodeRoles(roles)
 	if err != nil {
 		return User{}, fmt.Errorf("store: set roles: %w", err)
 	}
-	return s.updateUser(ctx, "set roles", `roles = ?`, now, id, r)
+	var u User
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var stored string
+		if err := tx.QueryRowContext(ctx, `SELECT roles FROM users WHERE id = ?`, id).Scan(&stored); err != nil {
+			return err
+		}
+		old, err := decodeRoles(stored)
+		if err != nil {
+			return err
+		}
+		set, args := `roles = ?`, []any{r}
+		if !sameRoleSet(old, roles) {
+			set += `, ` + bumpTokenVersion
+			args = append(args, now.UnixMicro())
+		}
+		u, err = updateUserTx(ctx, tx, set, now, id, args...)
+		return err
+	})
+	if err != nil {
+		return User{}, s.wrap("set roles", err)
+	}
+	return u, nil
 }
 
-// SetDisabled disables or enables the user.
+// sameRoleSet reports whether a and b name the same roles, in any order and
+// with any repetitions.
+func sameRoleSet(a, b []string) bool {
+	in := func(set []string) map[string]bool {
+		m := make(map[string]bool, len(set))
+		for _, r := range set {
+			m[r] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	if len(ma) != len(mb) {
+		return false
+	}
+	for r := range ma {
+		if !mb[r] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetDisabled disables or enables the user; disabling cuts off the user's
+// access tokens.
 func (s *SQLite) SetDisabled(ctx context.Context, id int64, disabled bool, now time.Time) (User, error) {
-	return s.updateUser(ctx, "set disabled", `disabled = ?`, now, id, disabled)
+	if disabled {
+		return s.updateUser(ctx, "set disabled", `disabled = 1, `+bumpTokenVersion, now, id, now.UnixMicro())
+	}
+	return s.updateUser(ctx, "set disabled", `disabled = 0`, now, id)
 }
 
 // SetPasswordHash replaces the user's password hash.
@@ -492,17 +545,22 @@ func (s *SQLite) SetPasswordHash(ctx context.Context, id int64, hash string, now
 // updateUser runs UPDATE users SET <set>, updated_at = now WHERE id = id and
 // returns the updated row; args are the placeholders of set.
 func (s *SQLite) updateUser(ctx context.Context, op, set string, now time.Time, id int64, args ...any) (User, error) {
-	args = append(args, now.UnixMicro(), id)
 	var u User
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET `+set+`, updated_at = ? WHERE id = ? RETURNING `+userColumns, args...))
+		u, err = updateUserTx(ctx, tx, set, now, id, args...)
 		return err
 	})
 	if err != nil {
 		return User{}, s.wrap(op, err)
 	}
 	return u, nil
+}
+
+// updateUserTx is updateUser within the transaction tx.
+func updateUserTx(ctx context.Context, tx *sql.Tx, set string, now time.Time, id int64, args ...any) (User, error) {
+	args = append(args, now.UnixMicro(), id)
+	return scanUser(tx.QueryRowContext(ctx, `UPDATE users SET `+set+`, updated_at = ? WHERE id = ? RETURNING `+userColumns, args...))
 }
 
 // RecordLogin sets the user's LastLoginAt. It leaves UpdatedAt alone: a login
@@ -537,8 +595,9 @@ func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // wrap adds op to err and classifies it: sql.ErrNoRows becomes ErrNotFound,
-// a unique or primary-key violation ErrConflict, and failures to use the
-// database file at all ErrUnavailable. SQLite's messages name columns, never
+// a unique or primary-key violation ErrConflict, a foreign-key violation
+// (a row naming a user that does not exist) ErrNotFound, and failures to
+// use the database file at all ErrUnavailable. SQLite's messages name columns, never
 // values, so they can be kept.
 func (s *SQLite) wrap(op string, err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
@@ -549,6 +608,8 @@ func (s *SQLite) wrap(op string, err error) error {
 		switch code := se.Code(); {
 		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("store: %s: %w: %w", op, ErrConflict, err)
+		case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("store: %s: %w: %w", op, ErrNotFound, err)
 		case unavailableCode(code):
 			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 		}
@@ -584,10 +645,10 @@ func scanUser(r rowScanner) (User, error) {
 		appid, openid, unionid, username, pwdHash sql.NullString
 		roles                                     string
 		created, updated                          int64
-		lastLogin                                 sql.NullInt64
+		lastLogin, versionAt                      sql.NullInt64
 	)
 	err := r.Scan(&u.ID, &appid, &openid, &unionid, &username, &pwdHash, &u.Nickname, &u.AvatarURL,
-		&u.Gender, &roles, &u.Disabled, &u.SessionKey, &created, &updated, &lastLogin)
+		&u.Gender, &roles, &u.Disabled, &u.SessionKey, &created, &updated, &lastLogin, &u.TokenVersion, &versionAt)
 	if err != nil {
 		return User{}, err
 	}
@@ -599,6 +660,7 @@ func scanUser(r rowScanner) (User, error) {
 	u.CreatedAt = fromMicros(created)
 	u.UpdatedAt = fromMicros(updated)
 	u.LastLoginAt = fromNullMicros(lastLogin)
+	u.TokenVersionAt = fromNullMicros(versionAt)
 	return u, nil
 }
 

@@ -1,7 +1,9 @@
-// Package store keeps frontdoor's durable state: users, signing keys and (in
-// later migrations) refresh tokens and revocations. One interface, Store, has
-// two implementations: SQLite (the embedded default) and PostgreSQL (for
-// several replicas). Both must pass the same conformance suite.
+// Package store keeps frontdoor's durable state: users, signing keys,
+// refresh tokens and access-token revocations. One interface, Store, has two
+// implementations: SQLite (the embedded default) and PostgreSQL (for several
+// replicas). Both must pass the same conformance suite.
+//
+// Times are stored with microsecond precision and returned in UTC.
 package store
 
 import (
@@ -19,6 +21,10 @@ var (
 	// ErrUnavailable wraps failures to reach the database at all (connection
 	// refused, pool closed), so callers can answer 503 rather than 500.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrRefreshReused means a refresh token that had already been rotated
+	// was presented again: it was stolen or replayed, and its whole family
+	// has been revoked.
+	ErrRefreshReused = errors.New("store: refresh token reused")
 )
 
 // Config is the `store:` section of config.yaml.
@@ -70,6 +76,14 @@ type User struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	LastLoginAt time.Time // zero if the user never logged in
+	// TokenVersion is the per-user cutoff of access tokens: every token
+	// carries the version current when it was issued, and a token below the
+	// user's current version is revoked. It starts at 0 and increases when
+	// the user's role set changes or the user is disabled. A counter rather
+	// than a time because token issue times have one-second precision.
+	TokenVersion int64
+	// TokenVersionAt is when TokenVersion last increased; zero if never.
+	TokenVersionAt time.Time
 }
 
 // HasWeChat reports whether the user is linked to a WeChat openid.
@@ -104,6 +118,38 @@ type NewPasswordUser struct {
 	Now          time.Time
 }
 
+// RefreshToken is one refresh token, stored only as the SHA-256 of its
+// value. Every token rotated from one login shares its FamilyID; revoking a
+// family ends that login session.
+type RefreshToken struct {
+	// Hash is the SHA-256 of the token string (32 bytes), the primary key.
+	Hash      []byte
+	FamilyID  string
+	UserID    int64
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// RotatedAt is when the token was exchanged for its successor; zero
+	// while it is the family's current token.
+	RotatedAt time.Time
+	// RevokedAt is when its family was revoked; zero unless it was.
+	RevokedAt time.Time
+}
+
+// DeniedJTI is an access token revoked before it expires, by its jti claim.
+type DeniedJTI struct {
+	JTI string
+	// ExpiresAt is the token's exp: after it the entry is no longer needed.
+	ExpiresAt time.Time
+	DeniedAt  time.Time
+}
+
+// UserVersion is a user's TokenVersion and when it last changed.
+type UserVersion struct {
+	UserID    int64
+	Version   int64
+	ChangedAt time.Time
+}
+
 // Store is the persistence contract shared by the SQLite and PostgreSQL
 // implementations. All methods are safe for concurrent use, including by
 // several processes on the same database (serve and the CLI, or replicas).
@@ -133,10 +179,80 @@ type Store interface {
 	// Users lists all users ordered by id.
 	Users(ctx context.Context) ([]User, error)
 	UpdateProfile(ctx context.Context, id int64, p Profile, now time.Time) (User, error)
+	// SetRoles replaces the user's roles (nil means none). When the role set
+	// differs from the stored one (order and duplicates aside) it also
+	// increments TokenVersion and sets TokenVersionAt = now, atomically with
+	// the change, so that tokens carrying the old roles are revoked.
 	SetRoles(ctx context.Context, id int64, roles []string, now time.Time) (User, error)
+	// SetDisabled disables or enables the user. Disabling increments
+	// TokenVersion and sets TokenVersionAt = now, atomically with the change,
+	// every time, also for a user already disabled: it is the operator's
+	// way to cut off every access token of the user. Enabling leaves the
+	// version alone; tokens revoked by the disable stay revoked.
 	SetDisabled(ctx context.Context, id int64, disabled bool, now time.Time) (User, error)
 	SetPasswordHash(ctx context.Context, id int64, hash string, now time.Time) (User, error)
 	RecordLogin(ctx context.Context, id int64, now time.Time) error
+	// UserVersionsSince lists the users whose TokenVersionAt is after since,
+	// oldest change first. Replicas poll it to learn cutoffs made by other
+	// processes; since TokenVersionAt is the changing process's clock and a
+	// change becomes visible only when it commits, they should overlap
+	// their polling windows by a few seconds.
+	UserVersionsSince(ctx context.Context, since time.Time) ([]UserVersion, error)
+
+	// CreateRefreshToken stores a new token, normally the first of a new
+	// family (a login). RotatedAt and RevokedAt are ignored: a new token is
+	// live. ErrNotFound if no user has t.UserID, ErrConflict if the hash
+	// exists.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RotateRefreshToken atomically consumes the token whose hash is old and
+	// stores next as its successor. next.FamilyID and next.UserID are copied
+	// from old's when zero; set to anything else they are an error, as are a
+	// malformed hash or times of next, and then nothing changes.
+	//
+	//   - old is unknown, expired (ExpiresAt <= now) or revoked: ErrNotFound,
+	//     and nothing changes.
+	//   - old was already rotated (it is being reused, so it was stolen or
+	//     replayed): every token of its family, the newest included, is
+	//     revoked with RevokedAt = now, and the result is the old token
+	//     (revoked) with ErrRefreshReused. The revocation is committed
+	//     although an error is returned.
+	//   - otherwise old gets RotatedAt = now, next is inserted, and the
+	//     result is old as updated, so that the caller learns its UserID and
+	//     FamilyID.
+	//
+	// Of concurrent rotations of one token exactly one succeeds; the next
+	// finds it rotated and so revokes the family, the winner's new token
+	// included (ErrRefreshReused), and the rest find it revoked (ErrNotFound,
+	// or also ErrRefreshReused). That is deliberate: a store cannot tell a
+	// client's duplicate request from a thief's, so clients must not
+	// refresh one token twice at once.
+	RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, now time.Time) (RefreshToken, error)
+	// RevokeRefreshFamily revokes every token of the family of the token
+	// whose hash is given (logout) and returns the family's user id.
+	// ErrNotFound if the hash is unknown. Revoking a revoked family succeeds
+	// and keeps the first RevokedAt.
+	RevokeRefreshFamily(ctx context.Context, hash []byte, now time.Time) (userID int64, err error)
+	// RevokeUserRefreshTokens revokes every unrevoked, unexpired refresh
+	// token of the user (when the user is disabled) and returns how many
+	// sessions that ended: the number of families whose current token was
+	// live. Tokens of other users are untouched.
+	RevokeUserRefreshTokens(ctx context.Context, userID int64, now time.Time) (int, error)
+
+	// DenyJTI revokes the access token with this jti until expiresAt, its
+	// exp. Denying a denied jti again succeeds and keeps the first entry.
+	DenyJTI(ctx context.Context, jti string, expiresAt, now time.Time) error
+	// DeniedJTIsSince lists the entries with DeniedAt after since and
+	// ExpiresAt after now, oldest DeniedAt first. It is cheap (indexed) for
+	// a recent since, because every replica polls it every few seconds;
+	// as with UserVersionsSince, pollers should overlap their windows.
+	DeniedJTIsSince(ctx context.Context, since, now time.Time) ([]DeniedJTI, error)
+
+	// DeleteExpired deletes the refresh tokens and denied jtis with
+	// ExpiresAt <= now and returns how many of each it deleted. Rotated and
+	// revoked tokens that have not expired are kept: a rotated one is what
+	// detects a reuse, a revoked one makes a repeated logout succeed. On an
+	// error, the counts report what was deleted before it.
+	DeleteExpired(ctx context.Context, now time.Time) (refresh, jtis int, err error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

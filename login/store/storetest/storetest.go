@@ -54,6 +54,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SigningKeyActivateConflict", testSigningKeyActivateConflict},
 		{"SigningKeyActivateInvalid", testSigningKeyActivateInvalid},
 		{"SigningKeyDeleteRetired", testSigningKeyDeleteRetired},
+		{"TokenVersion", testTokenVersion},
+		{"UserVersionsSince", testUserVersionsSince},
+		{"RefreshCreate", testRefreshCreate},
+		{"RefreshRotateChain", testRefreshRotateChain},
+		{"RefreshRotateRefused", testRefreshRotateRefused},
+		{"RefreshReuse", testRefreshReuse},
+		{"RefreshReuseAfterExpiry", testRefreshReuseAfterExpiry},
+		{"RefreshConcurrentRotate", func(t *testing.T, s store.Store) { concurrentRotate(t, s, s) }},
+		{"RefreshRevokeFamily", testRefreshRevokeFamily},
+		{"RefreshRevokeUser", testRefreshRevokeUser},
+		{"DenyJTI", testDenyJTI},
+		{"DeniedJTIsSince", testDeniedJTIsSince},
+		{"DeleteExpired", testDeleteExpired},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -75,6 +88,9 @@ func RunMultiHandle(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"PasswordUserConcurrentConflict", testMultiPasswordConflict},
 		{"SigningKeyEnsureConcurrent", concurrentEnsure},
 		{"SigningKeyActivateConcurrent", testMultiActivate},
+		{"RefreshConcurrentRotate", concurrentRotate},
+		{"RefreshReuse", testMultiRefreshReuse},
+		{"SessionVisibility", testMultiSessionVisibility},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -600,15 +616,22 @@ func testSetRoles(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("CreatePasswordUser: %v", err)
 	}
+	// bump: the role set changed, so the token version must increase.
 	cases := []struct {
 		name  string
 		roles []string
 		want  []string
+		bump  bool
 	}{
-		{"several, order kept", []string{"editor", "author", "administrator"}, []string{"editor", "author", "administrator"}},
-		{"names JSON and CSV would mangle", []string{`a,b`, `quote"d`, `back\slash`, "角色"}, []string{`a,b`, `quote"d`, `back\slash`, "角色"}},
-		{"nil", nil, []string{}},
-		{"empty", []string{}, []string{}},
+		{"several, order kept", []string{"editor", "author", "administrator"}, []string{"editor", "author", "administrator"}, true},
+		{"same set, other order", []string{"administrator", "editor", "author"}, []string{"administrator", "editor", "author"}, false},
+		{"same set, repeated", []string{"author", "author", "editor", "administrator"}, []string{"author", "author", "editor", "administrator"}, false},
+		{"names JSON and CSV would mangle", []string{`a,b`, `quote"d`, `back\slash`, "角色"}, []string{`a,b`, `quote"d`, `back\slash`, "角色"}, true},
+		{"one removed", []string{`a,b`, `quote"d`, `back\slash`}, []string{`a,b`, `quote"d`, `back\slash`}, true},
+		{"one replaced", []string{`a,b`, `quote"d`, "a"}, []string{`a,b`, `quote"d`, "a"}, true},
+		{"nil", nil, []string{}, true},
+		{"empty", []string{}, []string{}, false},
+		{"one again", []string{"subscriber"}, []string{"subscriber"}, true},
 	}
 	prev := u
 	for i, c := range cases {
@@ -619,6 +642,9 @@ func testSetRoles(t *testing.T, s store.Store) {
 		}
 		want := prev
 		want.Roles, want.UpdatedAt = c.want, utc(now)
+		if c.bump {
+			want.TokenVersion, want.TokenVersionAt = prev.TokenVersion+1, utc(now)
+		}
 		checkUser(t, c.name, got, want)
 		stored := mustUserByID(t, s, u.ID)
 		checkUser(t, c.name+": UserByID", stored, want)
@@ -636,7 +662,9 @@ func testSetDisabled(t *testing.T, s store.Store) {
 		t.Fatalf("CreatePasswordUser: %v", err)
 	}
 	prev := u
-	for i, disabled := range []bool{true, true, false, true} {
+	// Every disable cuts off the user's tokens, also a repeated one; an
+	// enable does not.
+	for i, disabled := range []bool{true, true, false, false, true} {
 		now := base.Add(time.Duration(i+1) * time.Minute)
 		got, err := s.SetDisabled(ctx, u.ID, disabled, now)
 		if err != nil {
@@ -644,6 +672,9 @@ func testSetDisabled(t *testing.T, s store.Store) {
 		}
 		want := prev
 		want.Disabled, want.UpdatedAt = disabled, utc(now)
+		if disabled {
+			want.TokenVersion, want.TokenVersionAt = prev.TokenVersion+1, utc(now)
+		}
 		checkUser(t, fmt.Sprintf("SetDisabled(%v)", disabled), got, want)
 		checkUser(t, fmt.Sprintf("SetDisabled(%v): UserByID", disabled), mustUserByID(t, s, u.ID), want)
 		prev = got
@@ -968,6 +999,12 @@ func testClose(t *testing.T, s store.Store) {
 	if _, _, err := s.UpsertWeChatUser(ctx, store.WeChatLogin{AppID: "wxapp", OpenID: "o", SessionKey: []byte("k"), Now: base}); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("UpsertWeChatUser after Close = %v, want ErrUnavailable", err)
 	}
+	if _, err := s.RotateRefreshToken(ctx, tokenHash("t0"), refreshToken(0, "", "t1", base), base); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("RotateRefreshToken after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.DeniedJTIsSince(ctx, time.Time{}, base); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("DeniedJTIsSince after Close = %v, want ErrUnavailable", err)
+	}
 }
 
 func testMultiVisibility(t *testing.T, a, b store.Store) {
@@ -1154,6 +1191,8 @@ func checkUser(t *testing.T, what string, got, want store.User) {
 	add("CreatedAt", sameTime(got.CreatedAt, want.CreatedAt), got.CreatedAt, want.CreatedAt)
 	add("UpdatedAt", sameTime(got.UpdatedAt, want.UpdatedAt), got.UpdatedAt, want.UpdatedAt)
 	add("LastLoginAt", sameTime(got.LastLoginAt, want.LastLoginAt), got.LastLoginAt, want.LastLoginAt)
+	add("TokenVersion", got.TokenVersion == want.TokenVersion, got.TokenVersion, want.TokenVersion)
+	add("TokenVersionAt", sameTime(got.TokenVersionAt, want.TokenVersionAt), got.TokenVersionAt, want.TokenVersionAt)
 	for _, d := range diffs {
 		t.Errorf("%s: %s = %#v, want %#v", what, d.field, d.got, d.want)
 	}
