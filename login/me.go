@@ -34,8 +34,13 @@ type patchMeRequest struct {
 }
 
 // patchMe is WeChat's avatar/nickname fill-in flow: the mini-program sends
-// what the user chose.
+// what the user chose. The caller is authenticated before its body is read,
+// so a client without a valid token always learns that first (401).
 func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
+	u, ok := a.currentUser(w, r)
+	if !ok {
+		return
+	}
 	var req patchMeRequest
 	if err := decodeJSON(w, r, &req, true); err != nil {
 		apierror.Write(w, http.StatusBadRequest, apierror.InvalidRequest, err.Error())
@@ -51,10 +56,6 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.AvatarURL != nil && !validAvatarURL(*req.AvatarURL) {
 		apierror.Write(w, http.StatusBadRequest, apierror.InvalidRequest, "avatar_url must be an http(s) URL of at most 1024 bytes")
-		return
-	}
-	u, ok := a.currentUser(w, r)
-	if !ok {
 		return
 	}
 	u, err := a.store.UpdateProfile(r.Context(), u.ID, store.Profile{Nickname: req.Nickname, AvatarURL: req.AvatarURL}, a.now())

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -150,11 +152,17 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// wechatPlaceholderNickname is what WeChat sends in userInfo since it stopped
+// sharing real nicknames; it must not overwrite one the user chose through
+// PATCH /auth/me.
+const wechatPlaceholderNickname = "微信用户"
+
 // profileOf keeps only sane values: WeChat data is verified, but still
 // bounded before it is stored and shown.
 func profileOf(nickname, avatarURL string, gender int) *store.Profile {
 	p := &store.Profile{}
-	if nickname != "" && utf8.RuneCountInString(nickname) <= 64 {
+	if nickname != "" && nickname != wechatPlaceholderNickname && utf8.RuneCountInString(nickname) <= 64 &&
+		strings.IndexFunc(nickname, unicode.IsControl) < 0 {
 		p.Nickname = &nickname
 	}
 	if avatarURL != "" && validAvatarURL(avatarURL) {

@@ -29,17 +29,19 @@ const (
 
 // Write sends the JSON error body with status. For 401 it also sets the
 // RFC 6750 WWW-Authenticate challenge, naming the error for invalid_token and
-// insufficient_scope as the RFC asks (missing_token is a bare challenge).
+// insufficient_scope as the RFC asks (other 401s get a bare challenge).
 func Write(w http.ResponseWriter, status int, code, description string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Length")
 	if status == http.StatusUnauthorized {
-		if code == MissingToken {
-			h.Set("WWW-Authenticate", `Bearer realm="frontdoor"`)
+		// RFC 6750 defines error= only for token problems; a failed login
+		// (invalid_grant) still needs a challenge, but a bare one.
+		if code == InvalidToken {
+			h.Set("WWW-Authenticate", `Bearer realm="frontdoor", error="invalid_token"`)
 		} else {
-			h.Set("WWW-Authenticate", `Bearer realm="frontdoor", error="`+code+`"`)
+			h.Set("WWW-Authenticate", `Bearer realm="frontdoor"`)
 		}
 	}
 	if status == http.StatusForbidden && code == InsufficientScope {
