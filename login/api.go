@@ -70,6 +70,8 @@ type API struct {
 	tokens   token.Config
 	settings atomic.Pointer[settings]
 	mux      *http.ServeMux
+	// hashSlots bounds concurrent argon2id work (see newHashSlots).
+	hashSlots chan struct{}
 }
 
 // settings is the reloadable configuration, swapped as a whole.
@@ -77,6 +79,10 @@ type settings struct {
 	cfg       Config
 	policy    *policy.Policy
 	ipLimiter *keyedLimiter
+	// Password login state, kept across reloads by reloadPassword.
+	userLimiter *keyedLimiter
+	lockouts    *lockoutTable
+	dummyHash   string
 }
 
 // limiterCapacity bounds the keys each rate limiter remembers.
@@ -88,6 +94,7 @@ func NewAPI(opts APIOptions) *API {
 		store: opts.Store, keys: opts.Keys, issuer: opts.Issuer, verifier: opts.Verifier,
 		wechat: opts.WeChat, sealer: opts.Sealer, clientIP: opts.ClientIP, metrics: opts.Metrics,
 		log: opts.Logger, now: opts.Now, tokens: opts.Tokens, mux: http.NewServeMux(),
+		hashSlots: newHashSlots(),
 	}
 	if a.log == nil {
 		a.log = zap.NewNop()
@@ -105,6 +112,7 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("GET /.well-known/jwks.json", a.jwks)
 	a.mux.HandleFunc("GET /.well-known/openid-configuration", a.discovery)
 	a.mux.HandleFunc("POST /auth/wx/login", a.wxLogin)
+	a.mux.HandleFunc("POST /auth/login", a.passwordLogin)
 	a.mux.HandleFunc("GET /auth/me", a.getMe)
 	a.mux.HandleFunc("PATCH /auth/me", a.patchMe)
 	return a
@@ -119,6 +127,7 @@ func (a *API) Reload(cfg Config, pol *policy.Policy) {
 	} else {
 		next.ipLimiter = newKeyedLimiter(cfg.RateLimit.PerIPPerMinute, limiterCapacity)
 	}
+	reloadPassword(next, a.settings.Load())
 	a.settings.Store(next)
 }
 

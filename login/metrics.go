@@ -11,6 +11,7 @@ type Metrics struct {
 	logins      *prometheus.CounterVec
 	wechat      *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+	lockouts    prometheus.Counter
 }
 
 // NewMetrics registers the login collectors with reg.
@@ -29,8 +30,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "frontdoor_login_rate_limited_total",
 			Help: "Login requests refused by a rate limit, by limit (ip, username).",
 		}, []string{"limit"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "frontdoor_login_lockouts_total",
+			Help: "Usernames locked after too many consecutive password failures.",
+		}),
 	}
-	reg.MustRegister(m.logins, m.wechat, m.rateLimited)
+	reg.MustRegister(m.logins, m.wechat, m.rateLimited, m.lockouts)
 	return m
 }
 
@@ -50,5 +55,11 @@ func (m *Metrics) login(method, result string) {
 func (m *Metrics) limited(limit string) {
 	if m != nil {
 		m.rateLimited.WithLabelValues(limit).Inc()
+	}
+}
+
+func (m *Metrics) lockout() {
+	if m != nil {
+		m.lockouts.Inc()
 	}
 }
