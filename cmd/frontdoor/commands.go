@@ -3,31 +3,44 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"frontdoor/internal/yamlconf"
 	"frontdoor/login/store"
 	"frontdoor/login/token"
 	"frontdoor/policy"
 )
 
 // cmdCheck validates the config, runs its policy tests and prints the route
-// table in precedence order.
+// table in precedence order, each test's result and the warnings. It fails
+// (exit 1) on any error, naming file:line:column; warnings alone do not fail.
 func cmdCheck(ctx context.Context, e env, args []string) error {
 	fs, cfgPath := newFlags(e, "check")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*cfgPath, nil)
+	// The document is read again only to give positions to what is not an
+	// error: warnings and test results.
+	doc := positionsOf(*cfgPath)
 	if err != nil {
+		// When the policy itself compiles, list every test with its result,
+		// so that failing tests are seen next to the passing ones.
+		if pol := policyOf(doc); pol != nil && len(pol.RunTests()) > 0 {
+			writeTestResults(e.stdout, pol.RunTests(), doc)
+		}
 		return err
 	}
+	tests := cfg.policy.RunTests()
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "%s: OK (%d roles, %d upstreams, %d routes, %d policy tests passed)\n\n",
-		cfg.path, len(cfg.policy.RoleNames()), len(cfg.runtime.Pools), len(cfg.policy.Routes()), len(cfg.policy.RunTests()))
+		cfg.path, len(cfg.policy.RoleNames()), len(cfg.runtime.Pools), len(cfg.policy.Routes()), len(tests))
 	fmt.Fprintln(w, "#\tROUTE\tMETHODS\tPATH\tAUTH\tREQUIRES\tUPSTREAM")
 	for i, r := range cfg.policy.Routes() {
 		methods := "*"
@@ -37,20 +50,98 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name, methods, r.Pattern, r.Auth, requirement(r), r.Upstream)
 	}
 	w.Flush()
-	var warnings []string
+	if len(tests) > 0 {
+		fmt.Fprintln(e.stdout)
+		writeTestResults(e.stdout, tests, doc)
+	}
+	var warnings []error
 	for _, wrn := range cfg.policy.Warnings() {
-		warnings = append(warnings, wrn.Error())
+		warnings = append(warnings, wrn)
 	}
 	for _, u := range cfg.runtime.UnusedUpstreams() {
-		warnings = append(warnings, fmt.Sprintf("upstreams.%s: no route uses this upstream", u))
+		warnings = append(warnings, &yamlconf.PathError{Path: "upstreams." + u, Msg: "no route uses this upstream"})
 	}
 	if len(warnings) > 0 {
-		fmt.Fprintln(e.stdout, "\nwarnings:")
-		for _, wrn := range warnings {
-			fmt.Fprintln(e.stdout, "  "+wrn)
+		fmt.Fprintf(e.stdout, "\n%d warnings:\n", len(warnings))
+		located := []error{errors.Join(warnings...)}
+		if doc != nil {
+			located = []error{doc.Locate(located[0])}
+		}
+		if list, ok := located[0].(interface{ Unwrap() []error }); ok {
+			located = list.Unwrap()
+		}
+		for _, wrn := range located {
+			for _, line := range strings.Split(wrn.Error(), "\n") {
+				fmt.Fprintln(e.stdout, "  "+line)
+			}
 		}
 	}
 	return nil
+}
+
+// positionsOf parses the config file for the positions of its nodes; nil
+// when it cannot be read or parsed (the error is reported otherwise).
+func positionsOf(path string) *yamlconf.Document {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	doc, err := yamlconf.Parse(path, data, os.LookupEnv)
+	if err != nil {
+		return nil
+	}
+	return doc
+}
+
+// policyOf compiles the policy sections of doc alone; nil when they do not
+// compile.
+func policyOf(doc *yamlconf.Document) *policy.Policy {
+	if doc == nil {
+		return nil
+	}
+	var f fileConfig
+	if err := doc.Decode(&f); err != nil {
+		return nil
+	}
+	pol, err := policy.Compile(policy.Config{Roles: f.Roles, Routes: f.Routes, Tests: f.Tests})
+	if err != nil {
+		return nil
+	}
+	return pol
+}
+
+// writeTestResults prints every policy test with PASS or FAIL; a failure
+// says what was expected and where the test is written.
+func writeTestResults(out io.Writer, results []policy.TestResult, doc *yamlconf.Document) {
+	failed := 0
+	for _, r := range results {
+		if !r.Pass {
+			failed++
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(out, "policy tests: %d of %d failed\n", failed, len(results))
+	} else {
+		fmt.Fprintf(out, "policy tests: all %d passed\n", len(results))
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for i, r := range results {
+		route := ""
+		if r.Route != "" {
+			route = " (route " + r.Route + ")"
+		}
+		if r.Pass {
+			fmt.Fprintf(w, "  PASS\t%s\t%s %s -> %s%s\n", r.Name, r.Method, r.Path, r.Got, route)
+			continue
+		}
+		where := ""
+		if doc != nil {
+			line, col := doc.Position(fmt.Sprintf("tests[%d]", i))
+			where = fmt.Sprintf("  at %s:%d:%d", doc.File(), line, col)
+		}
+		fmt.Fprintf(w, "  FAIL\t%s\t%s %s -> %s%s, expected %s%s\n", r.Name, r.Method, r.Path, r.Got, route, r.Want, where)
+	}
+	w.Flush()
 }
 
 func requirement(r *policy.Route) string {

@@ -5,8 +5,10 @@
 //	frontdoor [serve] -config config.yaml
 //	frontdoor dev
 //	frontdoor check -config config.yaml
+//	frontdoor explain -config config.yaml [-roles a,b | -token T] [-json] METHOD PATH
 //	frontdoor token mint -sub ID -roles a,b [-ttl D] [-claims JSON]
 //	frontdoor keys list|rotate|import -pem FILE
+//	frontdoor users add|list|roles|disable|enable|passwd …
 //	frontdoor version
 package main
 
@@ -60,8 +62,12 @@ Usage:
   frontdoor [serve] [-config config.yaml]     run the gateway (default command)
   frontdoor dev                               run with a temporary database, a WeChat simulator and an echo upstream
   frontdoor check [-config config.yaml]       validate the config, run its policy tests, print the route table
+  frontdoor explain [-roles a,b | -token T] [-json] METHOD PATH
+                                              show how the config decides one request, and why
   frontdoor token mint -sub ID -roles a,b [-ttl 2h] [-claims JSON]
   frontdoor keys list | rotate | import -pem FILE
+  frontdoor users add -username U [-roles a,b] < password-file
+  frontdoor users list | roles -set a,b USER | disable USER | enable USER | passwd USER < password-file
   frontdoor version
 
 Commands that touch the database read the same -config file as serve.
@@ -79,10 +85,14 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdDev(ctx, e, args)
 	case "check":
 		return cmdCheck(ctx, e, args)
+	case "explain":
+		return cmdExplain(ctx, e, args)
 	case "token":
 		return cmdToken(ctx, e, args)
 	case "keys":
 		return cmdKeys(ctx, e, args)
+	case "users":
+		return cmdUsers(ctx, e, args)
 	case "version":
 		fmt.Fprintln(e.stdout, "frontdoor", version)
 		return nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -72,6 +73,12 @@ type server struct {
 
 	storeUpGauge prometheus.Gauge
 	reloads      *prometheus.CounterVec
+	configInfo   *prometheus.GaugeVec
+	configLoaded prometheus.Gauge
+
+	// reloadMu serialises reloads: SIGHUP and the file watcher may ask at
+	// the same moment, and each reload's swaps must not interleave.
+	reloadMu sync.Mutex
 }
 
 // listening is called with the bound addresses once the listeners are open
@@ -117,9 +124,15 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frontdoor_config_reloads_total", Help: "Config reloads by result (ok, error).",
 		}, []string{"result"}),
+		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "frontdoor_config_info", Help: "Always 1; the hash label identifies the config file content in force.",
+		}, []string{"hash"}),
+		configLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "frontdoor_config_loaded_timestamp_seconds", Help: "Unix time at which the config in force was loaded.",
+		}),
 	}
-	reg.MustRegister(s.storeUpGauge, s.reloads)
-	s.cfg.Store(cfg)
+	reg.MustRegister(s.storeUpGauge, s.reloads, s.configInfo, s.configLoaded)
+	s.setConfig(cfg)
 
 	loginMetrics := login.NewMetrics(reg)
 	var wx *wechat.Client
@@ -183,6 +196,7 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 	go s.watchStore(bg)
 	go s.refreshKeys(bg)
 	go s.watchSIGHUP(bg)
+	go s.watchConfig(bg)
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- mainSrv.Serve(mainLn) }()
@@ -332,6 +346,8 @@ func (s *server) watchSIGHUP(ctx context.Context) {
 // reload parses and validates the whole file, then swaps it in atomically.
 // An invalid file leaves the running config untouched.
 func (s *server) reload(trigger string) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	old := s.cfg.Load()
 	next, err := loadConfig(old.path, s.transport)
 	if err != nil {
@@ -352,9 +368,17 @@ func (s *server) reload(trigger string) {
 	next.clientIP = old.clientIP
 	s.proxy.Swap(next.runtime)
 	s.api.Reload(next.file.Login, next.policy)
-	s.cfg.Store(next)
+	s.setConfig(next)
 	s.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("config reloaded", zap.String("trigger", trigger), zap.String("config_hash", next.hash))
+}
+
+// setConfig makes c the config in force and publishes its identity.
+func (s *server) setConfig(c *config) {
+	s.cfg.Store(c)
+	s.configInfo.Reset()
+	s.configInfo.WithLabelValues(c.hash).Set(1)
+	s.configLoaded.SetToCurrentTime()
 }
 
 func restartSections(a, b fileConfig) []string {
