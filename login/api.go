@@ -21,6 +21,7 @@ import (
 	"frontdoor/internal/apierror"
 	"frontdoor/internal/bearer"
 	"frontdoor/internal/clientip"
+	"frontdoor/login/session"
 	"frontdoor/login/store"
 	"frontdoor/login/token"
 	"frontdoor/login/wechat"
@@ -37,10 +38,14 @@ type TokenVerifier interface {
 
 // APIOptions are the dependencies of the API.
 type APIOptions struct {
-	Store    store.Store
-	Keys     *token.KeyRing
-	Issuer   *token.Issuer
+	Store  store.Store
+	Keys   *token.KeyRing
+	Issuer *token.Issuer
+	// Verifier checks access tokens including revocation (session.Verifier).
 	Verifier TokenVerifier
+	// Revocations is told about logouts at once, so this replica refuses a
+	// logged-out token on the very next request.
+	Revocations *session.Revocations
 	// WeChat exchanges login codes; nil disables WeChat login.
 	WeChat *wechat.Client
 	Sealer *Sealer
@@ -61,6 +66,7 @@ type API struct {
 	keys     *token.KeyRing
 	issuer   *token.Issuer
 	verifier TokenVerifier
+	revoked  *session.Revocations
 	wechat   *wechat.Client
 	sealer   *Sealer
 	clientIP *clientip.Resolver
@@ -91,7 +97,7 @@ const limiterCapacity = 100_000
 // NewAPI builds the handler.
 func NewAPI(opts APIOptions) *API {
 	a := &API{
-		store: opts.Store, keys: opts.Keys, issuer: opts.Issuer, verifier: opts.Verifier,
+		store: opts.Store, keys: opts.Keys, issuer: opts.Issuer, verifier: opts.Verifier, revoked: opts.Revocations,
 		wechat: opts.WeChat, sealer: opts.Sealer, clientIP: opts.ClientIP, metrics: opts.Metrics,
 		log: opts.Logger, now: opts.Now, tokens: opts.Tokens, mux: http.NewServeMux(),
 		hashSlots: newHashSlots(),
@@ -113,6 +119,8 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("GET /.well-known/openid-configuration", a.discovery)
 	a.mux.HandleFunc("POST /auth/wx/login", a.wxLogin)
 	a.mux.HandleFunc("POST /auth/login", a.passwordLogin)
+	a.mux.HandleFunc("POST /auth/refresh", a.refresh)
+	a.mux.HandleFunc("POST /auth/logout", a.logout)
 	a.mux.HandleFunc("GET /auth/me", a.getMe)
 	a.mux.HandleFunc("PATCH /auth/me", a.patchMe)
 	return a
@@ -206,22 +214,48 @@ func viewOf(u store.User) userView {
 	return userView{ID: strconv.FormatInt(u.ID, 10), Nickname: u.Nickname, AvatarURL: u.AvatarURL, Roles: roles}
 }
 
-// issueTokens mints the access token for u and writes the token response.
+// issueTokens starts a session for u: a new refresh-token family and an
+// access token, written as the token response.
 func (a *API) issueTokens(ctx context.Context, w http.ResponseWriter, u store.User, amr string, created bool) error {
+	value, hash, err := session.NewRefreshToken()
+	if err != nil {
+		return err
+	}
+	family, _, err := session.NewRefreshToken()
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	rt := store.RefreshToken{
+		Hash: hash, FamilyID: amr + ":" + family[:22], UserID: u.ID,
+		IssuedAt: now, ExpiresAt: now.Add(a.tokens.RefreshTTL),
+	}
+	if err := a.store.CreateRefreshToken(ctx, rt); err != nil {
+		return err
+	}
+	return a.writeTokens(ctx, w, u, amr, created, value, rt)
+}
+
+// writeTokens mints the access token for u and writes the token response
+// with the refresh token value.
+func (a *API) writeTokens(ctx context.Context, w http.ResponseWriter, u store.User, amr string, created bool, refresh string, rt store.RefreshToken) error {
 	m, err := a.issuer.Mint(ctx, token.MintRequest{
 		Subject: strconv.FormatInt(u.ID, 10),
 		Roles:   u.Roles,
 		AMR:     []string{amr},
+		Version: u.TokenVersion,
 	})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: m.Token,
-		TokenType:   "Bearer",
-		ExpiresIn:   int64(m.ExpiresAt.Sub(m.IssuedAt).Seconds()),
-		User:        viewOf(u),
-		NewUser:     created,
+		AccessToken:      m.Token,
+		TokenType:        "Bearer",
+		ExpiresIn:        int64(m.ExpiresAt.Sub(m.IssuedAt).Seconds()),
+		RefreshToken:     refresh,
+		RefreshExpiresIn: int64(rt.ExpiresAt.Sub(a.now()).Seconds()),
+		User:             viewOf(u),
+		NewUser:          created,
 	})
 	return nil
 }

@@ -12,6 +12,8 @@ type Metrics struct {
 	wechat      *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	lockouts    prometheus.Counter
+	refreshes   *prometheus.CounterVec
+	revocations *prometheus.CounterVec
 }
 
 // NewMetrics registers the login collectors with reg.
@@ -35,6 +37,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Usernames locked after too many consecutive password failures.",
 		}),
 	}
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdoor_refreshes_total",
+		Help: "Refresh-token rotations by result (ok, invalid, reused, disabled, error); reused means a rotated token came back and its session was revoked.",
+	}, []string{"result"})
+	m.revocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdoor_revocations_total",
+		Help: "Access tokens revoked, by cause (logout).",
+	}, []string{"cause"})
+	reg.MustRegister(m.refreshes, m.revocations)
 	reg.MustRegister(m.logins, m.wechat, m.rateLimited, m.lockouts)
 	return m
 }
@@ -61,5 +72,17 @@ func (m *Metrics) limited(limit string) {
 func (m *Metrics) lockout() {
 	if m != nil {
 		m.lockouts.Inc()
+	}
+}
+
+func (m *Metrics) refresh(result string) {
+	if m != nil {
+		m.refreshes.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) revoked(cause string) {
+	if m != nil {
+		m.revocations.WithLabelValues(cause).Inc()
 	}
 }

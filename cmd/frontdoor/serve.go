@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"frontdoor/login"
+	"frontdoor/login/session"
 	"frontdoor/login/store"
 	"frontdoor/login/token"
 	"frontdoor/login/wechat"
@@ -62,7 +63,8 @@ type server struct {
 	store     store.Store
 	keys      *token.KeyRing
 	issuer    *token.Issuer
-	verifier  *token.Verifier
+	verifier  *session.Verifier
+	revoked   *session.Revocations
 	proxy     *proxy.Handler
 	api       *login.API
 	log       *zap.Logger
@@ -103,10 +105,19 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
-	verifier, err := token.NewVerifier(keys, cfg.file.Tokens, time.Now)
+	tokenVerifier, err := token.NewVerifier(keys, cfg.file.Tokens, time.Now)
 	if err != nil {
 		return fmt.Errorf("token verifier: %w", err)
 	}
+	// Revocations (logouts, disabled users, role changes) are checked from
+	// memory on every request and synced from the store every 2 s, so a
+	// change made by the CLI or another replica applies within seconds and
+	// proxying never waits for the database.
+	revocations := session.NewRevocations(cfg.file.Tokens.Issuer)
+	if err := revocations.Sync(ctx, st, time.Now()); err != nil {
+		return fmt.Errorf("load revocations: %w", err)
+	}
+	verifier := session.NewVerifier(tokenVerifier, revocations)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -116,6 +127,7 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 		keys:      keys,
 		issuer:    token.NewIssuer(keys, cfg.file.Tokens, time.Now),
 		verifier:  verifier,
+		revoked:   revocations,
 		log:       logger,
 		registry:  reg,
 		storeUpGauge: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -131,6 +143,24 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 			Name: "frontdoor_config_loaded_timestamp_seconds", Help: "Unix time at which the config in force was loaded.",
 		}),
 	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "frontdoor_signing_keys_published",
+			Help: "Signing keys in the JWKS: the active one plus retired ones whose tokens may still be live.",
+		}, func() float64 {
+			n := 0
+			for _, k := range keys.Keys() {
+				if k.State != token.KeyExpired {
+					n++
+				}
+			}
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "frontdoor_revoked_tokens",
+			Help: "Logged-out access tokens held in memory until they expire.",
+		}, func() float64 { n, _ := revocations.Size(); return float64(n) }),
+	)
 	reg.MustRegister(s.storeUpGauge, s.reloads, s.configInfo, s.configLoaded)
 	s.setConfig(cfg)
 
@@ -140,19 +170,20 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 		wx = wechat.NewClient(cfg.file.Login.WeChat, nil, loginMetrics)
 	}
 	s.api = login.NewAPI(login.APIOptions{
-		Store:    st,
-		Keys:     keys,
-		Issuer:   s.issuer,
-		Verifier: verifier,
-		WeChat:   wx,
-		Sealer:   sealer,
-		ClientIP: cfg.clientIP,
-		Metrics:  loginMetrics,
-		Logger:   logger,
-		Now:      time.Now,
-		Tokens:   cfg.file.Tokens,
-		Config:   cfg.file.Login,
-		Policy:   cfg.policy,
+		Store:       st,
+		Keys:        keys,
+		Issuer:      s.issuer,
+		Verifier:    verifier,
+		Revocations: revocations,
+		WeChat:      wx,
+		Sealer:      sealer,
+		ClientIP:    cfg.clientIP,
+		Metrics:     loginMetrics,
+		Logger:      logger,
+		Now:         time.Now,
+		Tokens:      cfg.file.Tokens,
+		Config:      cfg.file.Login,
+		Policy:      cfg.policy,
 	})
 	s.proxy, err = proxy.New(proxy.Options{
 		Runtime:  cfg.runtime,
@@ -195,6 +226,10 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 	defer stopBg()
 	go s.watchStore(bg)
 	go s.refreshKeys(bg)
+	go revocations.Run(bg, st, 2*time.Second, time.Now, func(err error) {
+		logger.Warn("sync revocations", zap.Error(err))
+	})
+	go s.collectGarbage(bg)
 	go s.watchSIGHUP(bg)
 	go s.watchConfig(bg)
 
@@ -402,4 +437,28 @@ func equalJSON(a, b any) bool {
 	x, err1 := json.Marshal(a)
 	y, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// collectGarbage deletes expired refresh tokens and denied jtis. Retired
+// signing keys are collected by the key ring's Maintain.
+func (s *server) collectGarbage(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			refresh, jtis, err := s.store.DeleteExpired(ctx, time.Now())
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("delete expired sessions", zap.Error(err))
+				}
+				continue
+			}
+			if refresh+jtis > 0 {
+				s.log.Info("deleted expired sessions", zap.Int("refresh_tokens", refresh), zap.Int("denied_jtis", jtis))
+			}
+		}
+	}
 }

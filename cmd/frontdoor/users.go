@@ -200,9 +200,18 @@ func usersSetDisabled(ctx context.Context, e env, sub string, args []string) err
 	if err != nil {
 		return err
 	}
-	updated, err := st.SetDisabled(ctx, u.ID, sub == "disable", time.Now())
+	now := time.Now()
+	updated, err := st.SetDisabled(ctx, u.ID, sub == "disable", now)
 	if err != nil {
 		return err
+	}
+	if sub == "disable" {
+		// Disabling bumped the user's token version, which running servers
+		// honour within seconds; ending the refresh sessions too means the
+		// user cannot simply mint new access tokens.
+		if _, err := st.RevokeUserRefreshTokens(ctx, u.ID, now); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(e.stdout, "user %s %sd\n", userLabel(updated), sub)
 	return nil
