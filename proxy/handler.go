@@ -44,8 +44,7 @@ type Options struct {
 	// ClientIP resolves the client address for X-Forwarded-For. Nil trusts
 	// no proxy.
 	ClientIP *clientip.Resolver
-	// Transport is shared by all upstream pools (required by NewRuntime's
-	// caller, kept here so idle connections can be closed on shutdown).
+	// Logger receives the access log; nil discards it.
 	Logger  *zap.Logger
 	Metrics *Metrics
 }

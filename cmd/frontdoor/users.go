@@ -191,15 +191,11 @@ func usersSetDisabled(ctx context.Context, e env, sub string, args []string) err
 	if err != nil {
 		return err
 	}
-	_, st, err := openUserStore(ctx, *cfgPath)
+	_, st, u, err := openUser(ctx, *cfgPath, userArg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := resolveUser(ctx, st, userArg)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
 	updated, err := st.SetDisabled(ctx, u.ID, sub == "disable", now)
 	if err != nil {
@@ -226,15 +222,11 @@ func usersPasswd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, st, err := openUserStore(ctx, *cfgPath)
+	cfg, st, u, err := openUser(ctx, *cfgPath, userArg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := resolveUser(ctx, st, userArg)
-	if err != nil {
-		return err
-	}
 	if u.Username == "" {
 		return fmt.Errorf("user %d has no username (a WeChat-only account), so it cannot log in with a password", u.ID)
 	}
@@ -294,6 +286,21 @@ func checkRoles(cfg *config, list string) ([]string, error) {
 
 // resolveUser resolves USER: all digits is an id (usernames cannot be all
 // digits), anything else a username, matched exactly.
+// openUser opens the configured store and finds the user named by arg (an
+// id or a username). The caller closes the store.
+func openUser(ctx context.Context, cfgPath, arg string) (*config, store.Store, store.User, error) {
+	cfg, st, err := openUserStore(ctx, cfgPath)
+	if err != nil {
+		return nil, nil, store.User{}, err
+	}
+	u, err := resolveUser(ctx, st, arg)
+	if err != nil {
+		st.Close()
+		return nil, nil, store.User{}, err
+	}
+	return cfg, st, u, nil
+}
+
 func resolveUser(ctx context.Context, st store.Store, arg string) (store.User, error) {
 	if arg != "" && strings.Trim(arg, "0123456789") == "" {
 		id, err := strconv.ParseInt(arg, 10, 64)
