@@ -83,6 +83,23 @@ type server struct {
 	reloadMu sync.Mutex
 }
 
+func registerCacheMetrics(reg prometheus.Registerer, c *token.Cache) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "frontdoor_token_cache_hits_total",
+			Help: "Access tokens authenticated from the verified-token cache, skipping signature verification.",
+		}, func() float64 { return float64(c.Stats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "frontdoor_token_cache_misses_total",
+			Help: "Access tokens verified in full because the cache did not hold them.",
+		}, func() float64 { return float64(c.Stats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "frontdoor_token_cache_entries",
+			Help: "Verified tokens held in the cache (at most tokens.cache_size).",
+		}, func() float64 { return float64(c.Stats().Entries) }),
+	)
+}
+
 // listening is called with the bound addresses once the listeners are open
 // (frontdoor dev prints its walkthrough then).
 type listeningFunc func(mainAddr, adminAddr string)
@@ -117,10 +134,19 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 	if err := revocations.Sync(ctx, st, time.Now()); err != nil {
 		return fmt.Errorf("load revocations: %w", err)
 	}
-	verifier := session.NewVerifier(tokenVerifier, revocations)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The cache sits under the revocation check: it remembers only that a
+	// token's signature and claims verified, which cannot change before its
+	// exp, while revocation and the policy are applied on every request.
+	var verified session.TokenVerifier = tokenVerifier
+	if n := cfg.file.Tokens.CacheSize; n > 0 {
+		cache := token.NewCache(tokenVerifier, token.CacheOptions{Size: n, Generation: keys.Version})
+		registerCacheMetrics(reg, cache)
+		verified = cache
+	}
+	verifier := session.NewVerifier(verified, revocations)
 	s := &server{
 		transport: transport,
 		store:     st,

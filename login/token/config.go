@@ -29,6 +29,10 @@ type Config struct {
 	// RotateEvery is how long a signing key signs before KeyRing.Maintain
 	// replaces it; 0 means never.
 	RotateEvery time.Duration `yaml:"rotate_every"`
+	// CacheSize bounds the verified-token cache (see Cache): how many
+	// distinct live tokens skip signature verification. 0 turns the cache
+	// off.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // ApplyDefaults fills every zero field with its default. Because it cannot
@@ -49,6 +53,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.RotateEvery == 0 {
 		c.RotateEvery = 720 * time.Hour
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 }
 
@@ -72,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshTTL <= 0 {
 		return configErr("tokens.refresh_ttl", "must be positive")
+	}
+	if c.CacheSize < 0 {
+		return configErr("tokens.cache_size", "must not be negative (0 turns the cache off)")
 	}
 	if c.RotateEvery < 0 {
 		return configErr("tokens.rotate_every", "must not be negative (0 means never)")

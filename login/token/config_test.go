@@ -12,6 +12,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Issuer: "http://localhost:8080", Audience: "miniprogram",
 		AccessTTL: 2 * time.Hour, RefreshTTL: 720 * time.Hour, RotateEvery: 720 * time.Hour,
+		CacheSize: DefaultCacheSize,
 	}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
@@ -19,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("defaults do not validate: %v", err)
 	}
-	set := Config{Issuer: "https://a.example", Audience: "x", AccessTTL: time.Minute, RefreshTTL: time.Hour, RotateEvery: time.Hour}
+	set := Config{Issuer: "https://a.example", Audience: "x", AccessTTL: time.Minute, RefreshTTL: time.Hour, RotateEvery: time.Hour, CacheSize: 10}
 	got := set
 	got.ApplyDefaults()
 	if got != set {
@@ -36,6 +37,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "defaults", edit: func(*Config) {}},
 		{name: "https issuer with path", edit: func(c *Config) { c.Issuer = "https://auth.example.com/fd" }},
 		{name: "never rotate", edit: func(c *Config) { c.RotateEvery = 0 }},
+		{name: "no token cache", edit: func(c *Config) { c.CacheSize = 0 }},
+		{name: "negative cache size", edit: func(c *Config) { c.CacheSize = -1 }, wantPath: "tokens.cache_size"},
 		{name: "rotate every access_ttl", edit: func(c *Config) { c.RotateEvery = c.AccessTTL }},
 		{name: "access_ttl 24h", edit: func(c *Config) { c.AccessTTL, c.RotateEvery = 24*time.Hour, 24*time.Hour }},
 		{name: "empty issuer", edit: func(c *Config) { c.Issuer = "" }, wantPath: "tokens.issuer"},
