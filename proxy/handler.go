@@ -11,8 +11,10 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,16 +113,46 @@ type exchange struct {
 	// reading the client's body fails.
 	bodyFailed atomic.Bool
 	errKind    string
+	// peer is the address of the connection's other end; peerText is its
+	// text form.
+	peer     netip.Addr
+	peerText string
+	// rec wraps the client's ResponseWriter; it lives here so that one
+	// allocation serves both.
+	rec recorder
+	// values backs the one-element header values this request sets (request
+	// id, identity, X-Forwarded-*), again to save an allocation each.
+	values [headerValues]string
+}
+
+// Slots of exchange.values.
+const (
+	valRequestID = iota
+	valUserID
+	valRoles
+	valForwardedFor
+	valForwardedHost
+	valForwardedProto
+	headerValues
+)
+
+// value stores v in slot i and returns it as a header value. The slice's
+// capacity is 1, so a later Add to the same header copies rather than
+// overwriting the next slot.
+func (x *exchange) value(i int, v string) []string {
+	x.values[i] = v
+	return x.values[i : i+1 : i+1]
 }
 
 type exchangeKey struct{}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: time.Now(), requestID: requestID(r.Header.Get("X-Request-Id"))}
-	rec := &recorder{ResponseWriter: w}
-	w = rec
-	w.Header().Set("X-Request-Id", x.requestID)
-	defer h.finish(rec, r, x)
+	x.peer, x.peerText = peerOf(r)
+	x.rec.ResponseWriter = w
+	w = &x.rec
+	w.Header()["X-Request-Id"] = x.value(valRequestID, x.requestID)
+	defer h.finish(r, x)
 
 	rt := h.runtime.Load()
 	x.rt = rt
@@ -247,11 +279,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		hdr.Del("Authorization")
 	}
 	if x.claims != nil {
-		hdr[x.rt.userIDHeader] = []string{x.claims.Subject}
-		hdr[x.rt.rolesHeader] = []string{strings.Join(x.claims.Roles, ",")}
+		hdr[x.rt.userIDHeader] = x.value(valUserID, x.claims.Subject)
+		hdr[x.rt.rolesHeader] = x.value(valRoles, joinRoles(x.claims.Roles))
 	}
-	hdr["X-Request-Id"] = []string{x.requestID}
-	h.setForwarded(pr)
+	hdr["X-Request-Id"] = x.values[valRequestID : valRequestID+1 : valRequestID+1]
+	h.setForwarded(pr, x)
 	if out.Body != nil && out.Body != http.NoBody {
 		out.Body = &bodyReader{ReadCloser: out.Body, x: x}
 	}
@@ -260,15 +292,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 // setForwarded writes X-Forwarded-For/Host/Proto. Values sent by the client
 // are kept only when it is a trusted proxy; otherwise they are replaced, and
 // the RFC 7239 Forwarded header (which frontdoor does not write) is dropped.
-func (h *Handler) setForwarded(pr *httputil.ProxyRequest) {
+func (h *Handler) setForwarded(pr *httputil.ProxyRequest, x *exchange) {
 	in, hdr := pr.In, pr.Out.Header
-	peer := clientip.Peer(in)
-	trusted := h.clientIP.Trusted(peer)
-	ip := peer.String()
+	trusted := h.clientIP.Trusted(x.peer)
+	ip := x.peerText
 	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
-	hdr["X-Forwarded-For"] = []string{ip}
+	hdr["X-Forwarded-For"] = x.value(valForwardedFor, ip)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -285,8 +316,30 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest) {
 		hdr.Del("Forwarded")
 		hdr.Del("X-Real-Ip")
 	}
-	hdr["X-Forwarded-Host"] = []string{host}
-	hdr["X-Forwarded-Proto"] = []string{proto}
+	hdr["X-Forwarded-Host"] = x.value(valForwardedHost, host)
+	hdr["X-Forwarded-Proto"] = x.value(valForwardedProto, proto)
+}
+
+// peerOf returns the peer address of r and its text form. net/http writes
+// RemoteAddr from the socket address, so an IPv4 peer's host part is
+// already canonical and is used as is rather than formatted again.
+func peerOf(r *http.Request) (netip.Addr, string) {
+	peer := clientip.Peer(r)
+	if peer.Is4() {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !strings.Contains(host, ":") {
+			return peer, host
+		}
+	}
+	return peer, peer.String()
+}
+
+// joinRoles is strings.Join(roles, ","), without allocating for the common
+// single role.
+func joinRoles(roles []string) string {
+	if len(roles) == 1 {
+		return roles[0]
+	}
+	return strings.Join(roles, ",")
 }
 
 func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
@@ -373,7 +426,9 @@ func requestID(in string) string {
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // bodyReader remembers a failure to read the client's body (bad chunking, a

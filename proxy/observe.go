@@ -17,6 +17,16 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
+	// codes holds the decimal form of every status code, so that labelling
+	// a request does not format one.
+	codes [600]string
+}
+
+func (m *Metrics) codeLabel(code int) string {
+	if code >= 0 && code < len(m.codes) {
+		return m.codes[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // NewMetrics registers the pipeline's collectors with reg.
@@ -40,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests refused by authentication or authorisation, by reason.",
 		}, []string{"reason"}),
 	}
+	for i := range m.codes {
+		m.codes[i] = strconv.Itoa(i)
+	}
 	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.authFailures)
 	return m
 }
@@ -56,8 +69,9 @@ func methodLabel(m string) string {
 }
 
 // finish writes the access-log line and the request metrics.
-func (h *Handler) finish(rec *recorder, r *http.Request, x *exchange) {
+func (h *Handler) finish(r *http.Request, x *exchange) {
 	d := time.Since(x.start)
+	rec := &x.rec
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -67,7 +81,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, x *exchange) {
 		route = x.route.Name
 	}
 	if h.metrics != nil {
-		h.metrics.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		h.metrics.requests.WithLabelValues(route, methodLabel(r.Method), h.metrics.codeLabel(status)).Inc()
 		h.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 	}
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
@@ -89,13 +103,22 @@ func (h *Handler) finish(rec *recorder, r *http.Request, x *exchange) {
 			zap.Float64("duration_ms", float64(d.Microseconds())/1000),
 			zap.Int64("bytes", rec.bytes),
 			zap.String("user_id", userID),
-			zap.String("remote", h.clientIP.ClientIP(r).String()),
+			zap.String("remote", h.remote(r, x)),
 		}
 		if x.errKind != "" {
 			fields = append(fields, zap.String("error", x.errKind))
 		}
 		ce.Write(fields...)
 	}
+}
+
+// remote is the client address for the access log: the peer, or the
+// address a trusted proxy forwarded for.
+func (h *Handler) remote(r *http.Request, x *exchange) string {
+	if !h.clientIP.Trusted(x.peer) {
+		return x.peerText
+	}
+	return h.clientIP.Resolve(x.peer, r.Header).String()
 }
 
 // recorder captures the status and size of a response for the access log.

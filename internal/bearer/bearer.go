@@ -39,21 +39,35 @@ func Parse(h http.Header) (raw string, present bool, problem string) {
 }
 
 // isToken68 checks RFC 7235's token68 syntax (what a JWS compact
-// serialization uses), which also rules out extra spaces.
+// serialization uses), which also rules out extra spaces. It runs on every
+// request over the whole token, so the character class is a bitmap.
 func isToken68(s string) bool {
-	eq := false
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '=':
-			eq = true
-		case eq:
-			return false // '=' only as trailing padding
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+		if c >= 128 {
+			return false
+		}
+		mask := uint64(token68Low)
+		if c >= 64 {
+			mask = token68High
+		}
+		if mask&(1<<(c&63)) == 0 {
+			break
+		}
+	}
+	// '=' only as trailing padding.
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
 			return false
 		}
 	}
 	return true
 }
+
+// The token68 characters ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"
+// as bitmaps: bit c of token68Low for c < 64, bit c-64 of token68High.
+const (
+	token68Low  = 1<<'+' | 1<<'-' | 1<<'.' | 1<<'/' | (1<<10-1)<<'0'
+	token68High = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64) | 1<<('~'-64)
+)

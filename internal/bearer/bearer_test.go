@@ -2,6 +2,7 @@ package bearer
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,28 @@ func TestParse(t *testing.T) {
 		raw, present, problem := Parse(h)
 		if raw != tc.raw || present != tc.present || (problem != "") != tc.problem {
 			t.Errorf("%q: got (%q, %v, %q)", tc.values, raw, present, problem)
+		}
+	}
+}
+
+// TestToken68Alphabet checks the bitmap against RFC 7235's grammar, one
+// byte value at a time, in the middle of a token and as padding.
+func TestToken68Alphabet(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		want := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+			strings.IndexByte("-._~+/", b) >= 0
+		if got := isToken68("ab" + string(b) + "cd"); got != want {
+			t.Errorf("isToken68 with %q inside = %v, want %v", b, got, want)
+		}
+		if got := isToken68("ab" + string(b) + "=="); got != want && b != '=' {
+			t.Errorf("isToken68 with %q before padding = %v, want %v", b, got, want)
+		}
+	}
+	for _, s := range []string{"abc=", "abc==", "a=b", "abc=d=", "="} {
+		want := !strings.Contains(strings.TrimRight(s, "="), "=")
+		if got := isToken68(s); got != want {
+			t.Errorf("isToken68(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

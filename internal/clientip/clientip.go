@@ -74,11 +74,15 @@ func (r *Resolver) Trusted(addr netip.Addr) bool {
 // a trusted proxy. Right-most, because everything left of the last trusted hop
 // was written by the client and can be forged.
 func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
-	peer := Peer(req)
+	return r.Resolve(Peer(req), req.Header)
+}
+
+// Resolve is ClientIP for a caller that already knows the peer address.
+func (r *Resolver) Resolve(peer netip.Addr, h http.Header) netip.Addr {
 	if len(r.trusted) == 0 || !r.Trusted(peer) {
 		return peer
 	}
-	values := req.Header.Values("X-Forwarded-For")
+	values := h.Values("X-Forwarded-For")
 	for i := len(values) - 1; i >= 0; i-- {
 		parts := strings.Split(values[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
