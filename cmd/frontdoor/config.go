@@ -27,7 +27,7 @@ type fileConfig struct {
 	Tokens          token.Config                    `yaml:"tokens"`
 	Login           login.Config                    `yaml:"login"`
 	IdentityHeaders proxy.IdentityHeaders           `yaml:"identity_headers"`
-	TrustedIssuers  []trustedIssuerConfig           `yaml:"trusted_issuers"`
+	TrustedIssuers  []token.TrustedIssuerConfig     `yaml:"trusted_issuers"`
 	Roles           map[string]policy.RoleSpec      `yaml:"roles"`
 	Upstreams       map[string]proxy.UpstreamConfig `yaml:"upstreams"`
 	Routes          []policy.RouteSpec              `yaml:"routes"`
@@ -47,15 +47,6 @@ type serverConfig struct {
 	// MaxHeaderBytes bounds the request line and headers; beyond it the
 	// client gets 431.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-}
-
-// trustedIssuerConfig is one entry of `trusted_issuers:` (DESIGN.md).
-type trustedIssuerConfig struct {
-	Issuer      string `yaml:"issuer"`
-	JWKSURL     string `yaml:"jwks_url"`
-	Audience    string `yaml:"audience"`
-	RolesClaim  string `yaml:"roles_claim"`
-	UserIDClaim string `yaml:"user_id_claim"`
 }
 
 func (s *serverConfig) applyDefaults() {
@@ -145,9 +136,12 @@ func parseConfig(path string, data []byte, transport http.RoundTripper) (*config
 	if err := f.Tokens.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(f.TrustedIssuers) > 0 {
-		errs = append(errs, &yamlconf.PathError{Path: "trusted_issuers",
-			Msg: "external issuers are not supported by this version of frontdoor; remove the section"})
+	// List entries exist only once decoded, so their defaults come after.
+	for i := range f.TrustedIssuers {
+		f.TrustedIssuers[i].ApplyDefaults()
+	}
+	if err := token.ValidateTrustedIssuers(f.TrustedIssuers, f.Tokens.Issuer); err != nil {
+		errs = append(errs, err)
 	}
 	resolver, err := clientip.New(f.Server.TrustedProxies)
 	if err != nil {

@@ -64,6 +64,10 @@ type server struct {
 	keys      *token.KeyRing
 	issuer    *token.Issuer
 	verifier  *session.Verifier
+	trusted   *token.TrustedIssuers
+	// reloadGen counts reloads; the verified-token cache forgets what it
+	// holds when it changes.
+	reloadGen *atomic.Uint64
 	revoked   *session.Revocations
 	proxy     *proxy.Handler
 	api       *login.API
@@ -137,22 +141,43 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Tokens of trusted external issuers are accepted by the proxy only:
+	// their subjects are not our user ids, so /auth/ (which acts on our
+	// users) verifies our own tokens alone.
+	var reloadGeneration atomic.Uint64
+	trusted := token.NewTrustedIssuers(token.TrustedOptions{
+		OnRefreshError: func(issuer string, err error) {
+			logger.Warn("trusted issuer JWKS refresh failed", zap.String("issuer", issuer), zap.Error(err))
+		},
+	})
+	defer trusted.Close()
+	if err := trusted.Set(ctx, cfg.file.TrustedIssuers); err != nil {
+		return fmt.Errorf("trusted issuers: %w", err)
+	}
 	// The cache sits under the revocation check: it remembers only that a
 	// token's signature and claims verified, which cannot change before its
 	// exp, while revocation and the policy are applied on every request.
-	var verified session.TokenVerifier = tokenVerifier
+	var verified session.TokenVerifier = token.NewMultiVerifier(tokenVerifier, cfg.file.Tokens.Issuer, trusted)
 	if n := cfg.file.Tokens.CacheSize; n > 0 {
-		cache := token.NewCache(tokenVerifier, token.CacheOptions{Size: n, Generation: keys.Version})
+		// A new signing key set or a reload (which may withdraw a trusted
+		// issuer) starts a new generation: no cached token outlives the
+		// trust that admitted it.
+		cache := token.NewCache(verified, token.CacheOptions{Size: n, Generation: func() uint64 {
+			return keys.Version() + reloadGeneration.Load()
+		}})
 		registerCacheMetrics(reg, cache)
 		verified = cache
 	}
 	verifier := session.NewVerifier(verified, revocations)
+	ownVerifier := session.NewVerifier(tokenVerifier, revocations)
 	s := &server{
 		transport: transport,
 		store:     st,
 		keys:      keys,
 		issuer:    token.NewIssuer(keys, cfg.file.Tokens, time.Now),
 		verifier:  verifier,
+		trusted:   trusted,
+		reloadGen: &reloadGeneration,
 		revoked:   revocations,
 		log:       logger,
 		registry:  reg,
@@ -199,7 +224,7 @@ func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, l
 		Store:       st,
 		Keys:        keys,
 		Issuer:      s.issuer,
-		Verifier:    verifier,
+		Verifier:    ownVerifier,
 		Revocations: revocations,
 		WeChat:      wx,
 		Sealer:      sealer,
@@ -427,6 +452,13 @@ func (s *server) reload(trigger string) {
 	next.file.Server, next.file.Store, next.file.Tokens = old.file.Server, old.file.Store, old.file.Tokens
 	next.file.Login.WeChat = old.file.Login.WeChat
 	next.clientIP = old.clientIP
+	if err := s.trusted.Set(context.Background(), next.file.TrustedIssuers); err != nil {
+		// Validation accepted the list, so this is a bug; keep everything old.
+		s.reloads.WithLabelValues("error").Inc()
+		s.log.Error("config reload refused: trusted issuers", zap.String("trigger", trigger), zap.Error(err))
+		return
+	}
+	s.reloadGen.Add(1)
 	s.proxy.Swap(next.runtime)
 	s.api.Reload(next.file.Login, next.policy)
 	s.setConfig(next)
