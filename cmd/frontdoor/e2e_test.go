@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +28,12 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets call functions in process; a fuzz run starts many
+		// worker processes, and none needs the binary.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "frontdoor-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,6 +49,16 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// fuzzing reports whether this process runs or coordinates a fuzz target.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // upstreamRecorder is a legacy service that remembers what it received.
