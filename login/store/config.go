@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 )
 
 // Driver names accepted in Config.Driver.
@@ -16,22 +18,50 @@ const (
 // DefaultSQLitePath is the database file used when store.dsn is empty.
 const DefaultSQLitePath = "data/frontdoor.db"
 
-// ApplyDefaults selects SQLite when no driver is set, and its default file
-// when no DSN is set. A PostgreSQL DSN has no sensible default, so it is left
-// empty for Validate to report.
+// Defaults of the PostgreSQL pool settings.
+const (
+	DefaultMaxConns         = 10
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultStatementTimeout = 5 * time.Second
+)
+
+// ApplyDefaults selects SQLite when no driver is set, its default file when
+// no DSN is set, and the default PostgreSQL pool settings for zero ones. A
+// PostgreSQL DSN has no sensible default, so it is left empty for Validate to
+// report.
+//
+// ApplyDefaults cannot tell an explicit `statement_timeout: 0` (none) from
+// an absent one, so call it before decoding the section into c. Open and
+// OpenPostgres, in contrast, take a zero StatementTimeout as none.
 func (c *Config) ApplyDefaults() {
+	c.fillRequired()
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+}
+
+// fillRequired applies the defaults of the fields whose zero value is not
+// valid, and so cannot have been meant.
+func (c *Config) fillRequired() {
 	if c.Driver == "" {
 		c.Driver = DriverSQLite
 	}
 	if c.DSN == "" && c.Driver == DriverSQLite {
 		c.DSN = DefaultSQLitePath
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
 }
 
 // Validate reports the first invalid field. The error implements
-// ConfigPath() string, which names the field ("store.driver" or
-// "store.dsn"). An empty driver means SQLite. Messages never repeat the DSN:
-// a PostgreSQL URL usually carries a password.
+// ConfigPath() string, which names the field ("store.driver", "store.dsn",
+// "store.max_conns", …). An empty driver means SQLite, which ignores the
+// pool settings, so they are checked only for PostgreSQL. Messages never
+// repeat the DSN: a PostgreSQL URL usually carries a password.
 func (c Config) Validate() error {
 	switch c.Driver {
 	case "", DriverSQLite:
@@ -45,32 +75,60 @@ func (c Config) Validate() error {
 			return configErr("store.dsn", "is a PostgreSQL URL but store.driver is sqlite; set driver: postgres")
 		}
 	case DriverPostgres:
-		if c.DSN == "" {
-			return configErr("store.dsn", "must not be empty (a postgres:// URL or key=value connection string)")
-		}
+		return c.validatePostgres()
 	default:
 		return configErr("store.driver", fmt.Sprintf("unknown driver %q (want %q or %q)", c.Driver, DriverSQLite, DriverPostgres))
 	}
 	return nil
 }
 
-// Open opens the store that cfg selects, after applying defaults to a copy
-// of it and validating it. Schema migrations are applied before it returns.
+// validatePostgres checks the fields that OpenPostgres uses.
+func (c Config) validatePostgres() error {
+	if c.DSN == "" {
+		return configErr("store.dsn", "must not be empty (a postgres:// URL or key=value connection string)")
+	}
+	if _, err := parsePostgresDSN(c.DSN); err != nil {
+		return &configError{path: "store.dsn", err: err}
+	}
+	switch {
+	case c.MaxConns < 1:
+		return configErr("store.max_conns", "must be at least 1")
+	case c.MaxConns > math.MaxInt32:
+		return configErr("store.max_conns", fmt.Sprintf("must be at most %d", math.MaxInt32))
+	case c.ConnectTimeout <= 0:
+		return configErr("store.connect_timeout", "must be positive")
+	case c.StatementTimeout < 0:
+		return configErr("store.statement_timeout", "must not be negative (0 means none)")
+	case c.StatementTimeout > 0 && c.StatementTimeout < time.Millisecond:
+		// PostgreSQL counts in milliseconds, and would read 0 as none.
+		return configErr("store.statement_timeout", "must be 0 (none) or at least 1ms")
+	}
+	return nil
+}
+
+// Open opens the store that cfg selects, after filling in the defaults of
+// unset fields of a copy of it (a zero StatementTimeout stays none) and
+// validating it. Schema migrations are applied before it returns.
 func Open(ctx context.Context, cfg Config) (Store, error) {
-	cfg.ApplyDefaults()
+	cfg.fillRequired()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	// A nil *SQLite or *Postgres in a Store interface would not compare
+	// equal to nil, hence the separate returns.
 	switch cfg.Driver {
 	case DriverSQLite:
 		s, err := OpenSQLite(ctx, cfg.DSN)
 		if err != nil {
-			// A nil *SQLite in a Store interface would not compare equal to nil.
 			return nil, err
 		}
 		return s, nil
 	case DriverPostgres:
-		return nil, errors.New("store: open: the PostgreSQL store is not available in this build yet; use driver: sqlite")
+		p, err := OpenPostgres(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 	// Validate has rejected every other driver.
 	return nil, fmt.Errorf("store: open: unknown driver %q", cfg.Driver)

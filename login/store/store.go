@@ -31,8 +31,23 @@ var (
 type Config struct {
 	// Driver is "sqlite" (default) or "postgres".
 	Driver string `yaml:"driver"`
-	// DSN is a file path for sqlite, a postgres:// URL for postgres.
+	// DSN is a file path for sqlite, a postgres:// URL (or a key=value
+	// connection string) for postgres.
 	DSN string `yaml:"dsn"`
+	// MaxConns is the most connections the PostgreSQL pool opens (default
+	// 10). It overrides a pool_max_conns in the DSN. SQLite ignores it.
+	MaxConns int `yaml:"max_conns"`
+	// ConnectTimeout bounds each attempt to connect to PostgreSQL (default
+	// 5s), so that logins fail fast with ErrUnavailable while the database
+	// is unreachable. It overrides a connect_timeout in the DSN. SQLite
+	// ignores it.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// StatementTimeout is PostgreSQL's statement_timeout for every pooled
+	// session (default 5s; 0 means none): a statement stuck behind a lock
+	// or an overloaded server fails with ErrUnavailable instead of holding
+	// a login forever. Migrations run without it. SQLite ignores it; its
+	// lock waits are bounded by BusyTimeout.
+	StatementTimeout time.Duration `yaml:"statement_timeout"`
 }
 
 // SigningKey is one RSA private key used to sign access tokens.
@@ -253,6 +268,21 @@ type Store interface {
 	// detects a reuse, a revoked one makes a repeated logout succeed. On an
 	// error, the counts report what was deleted before it.
 	DeleteExpired(ctx context.Context, now time.Time) (refresh, jtis int, err error)
+
+	// TryLock runs fn while holding the cluster-wide lock called name,
+	// unless another process or goroutine holds it; then it returns false
+	// at once without running fn. Replicas use it so that one at a time
+	// does periodic work such as automatic signing-key rotation. fn's error
+	// is returned as is, with ran true.
+	//
+	// The lock saves duplicated work; it is not a guarantee on which
+	// correctness may rest. It lapses if the holder loses its database
+	// session (PostgreSQL) or holds it past a one-minute lease (SQLite),
+	// and another process may then take it while fn still runs, so fn
+	// must stay correct if run twice at once. For the same reason a lock
+	// that cannot be released is left to lapse, and TryLock reports only
+	// fn's error. A nested TryLock of a name the caller holds returns false.
+	TryLock(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -747,3 +747,51 @@ func mustRotate(t *testing.T, s store.Store, old string, next store.RefreshToken
 	}
 	return got
 }
+
+// testMultiRevokeDuringRotation logs a session out (or disables its user)
+// on a while b refreshes it, round after round. Whichever wins, once
+// RevokeRefreshFamily or RevokeUserRefreshTokens has returned no token of
+// the family may be live: not even the one that a rotation committing just
+// before the revocation created.
+func testMultiRevokeDuringRotation(t *testing.T, a, b store.Store) {
+	const rounds = 20
+	ctx := t.Context()
+	u := mustPasswordUser(t, a, "alice")
+	now := base.Add(time.Minute)
+	later := base.Add(2 * time.Minute)
+	for r := range rounds {
+		t0, t1 := fmt.Sprintf("r%d-t0", r), fmt.Sprintf("r%d-t1", r)
+		mustCreateRefresh(t, a, refreshToken(u.ID, fmt.Sprintf("fam-%d", r), t0, base))
+		var (
+			wg             sync.WaitGroup
+			start          = make(chan struct{})
+			rotErr, revErr error
+		)
+		wg.Go(func() {
+			<-start
+			_, rotErr = b.RotateRefreshToken(ctx, tokenHash(t0), refreshToken(0, "", t1, now), now)
+		})
+		wg.Go(func() {
+			<-start
+			if r%2 == 0 {
+				_, revErr = a.RevokeRefreshFamily(ctx, tokenHash(t0), now)
+			} else {
+				_, revErr = a.RevokeUserRefreshTokens(ctx, u.ID, now)
+			}
+		})
+		close(start)
+		wg.Wait()
+		if revErr != nil {
+			t.Fatalf("round %d: revocation: %v", r, revErr)
+		}
+		if rotErr != nil && !errors.Is(rotErr, store.ErrNotFound) {
+			t.Fatalf("round %d: RotateRefreshToken = %v, want nil or ErrNotFound", r, rotErr)
+		}
+		for _, name := range []string{t1, t0} {
+			if _, err := a.RotateRefreshToken(ctx, tokenHash(name), refreshToken(0, "", name+"-next", later), later); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("round %d (the rotation returned %v): RotateRefreshToken(%s) after the revocation = %v, want ErrNotFound",
+					r, rotErr, name, err)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -67,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DenyJTI", testDenyJTI},
 		{"DeniedJTIsSince", testDeniedJTIsSince},
 		{"DeleteExpired", testDeleteExpired},
+		{"TryLock", testTryLock},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -91,6 +93,9 @@ func RunMultiHandle(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 		{"RefreshConcurrentRotate", concurrentRotate},
 		{"RefreshReuse", testMultiRefreshReuse},
 		{"SessionVisibility", testMultiSessionVisibility},
+		{"RefreshRevokeDuringRotation", testMultiRevokeDuringRotation},
+		{"TryLock", testMultiTryLock},
+		{"TryLockConcurrent", testMultiTryLockConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1004,6 +1009,13 @@ func testClose(t *testing.T, s store.Store) {
 	}
 	if _, err := s.DeniedJTIsSince(ctx, time.Time{}, base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("DeniedJTIsSince after Close = %v, want ErrUnavailable", err)
+	}
+	ran, err := s.TryLock(ctx, "rotate-keys", func(context.Context) error {
+		t.Error("TryLock after Close ran fn")
+		return nil
+	})
+	if ran || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("TryLock after Close = %v, %v; want false, ErrUnavailable", ran, err)
 	}
 }
 
