@@ -55,6 +55,10 @@ func (m *memKeys) DeleteSigningKeysRetiredBefore(context.Context, time.Time) (in
 	return 0, nil
 }
 
+func (m *memKeys) TryLock(ctx context.Context, _ string, fn func(context.Context) error) (bool, error) {
+	return true, fn(ctx)
+}
+
 // realVerifier is the verifier chain serve builds: RS256 verification behind
 // the verified-token cache, behind the revocation check, with one token of
 // role author minted by the same keys.

@@ -19,6 +19,8 @@ type fakeKeyStore struct {
 	keys      []store.SigningKey
 	generated int
 	fail      error // returned by every method while set
+	locks     map[string]bool
+	lockRuns  int // TryLock calls that took their lock
 }
 
 func (f *fakeKeyStore) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
@@ -80,6 +82,28 @@ func (f *fakeKeyStore) DeleteSigningKeysRetiredBefore(ctx context.Context, t tim
 	n := len(f.keys)
 	f.keys = slices.DeleteFunc(f.keys, func(k store.SigningKey) bool { return !k.Active() && k.RetiredAt.Before(t) })
 	return n - len(f.keys), nil
+}
+
+// TryLock holds a lock per name in memory, as store.Store's do across
+// processes.
+func (f *fakeKeyStore) TryLock(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	f.mu.Lock()
+	if f.locks == nil {
+		f.locks = map[string]bool{}
+	}
+	if f.locks[name] {
+		f.mu.Unlock()
+		return false, nil
+	}
+	f.locks[name] = true
+	f.lockRuns++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.locks, name)
+		f.mu.Unlock()
+	}()
+	return true, fn(ctx)
 }
 
 func (f *fakeKeyStore) setFail(err error) {

@@ -22,7 +22,13 @@ type KeyStore interface {
 	ActivateSigningKey(ctx context.Context, k store.SigningKey) error
 	EnsureSigningKey(ctx context.Context, generate func() (store.SigningKey, error)) (bool, error)
 	DeleteSigningKeysRetiredBefore(ctx context.Context, t time.Time) (int, error)
+	// TryLock runs fn unless another process holds the named lock (see
+	// store.Store).
+	TryLock(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
 }
+
+// rotationLock is the TryLock name that lets one replica at a time rotate.
+const rotationLock = "signing-key-rotation"
 
 // Key states reported by KeyRing.Keys.
 const (
@@ -289,9 +295,20 @@ func (k *KeyRing) Import(ctx context.Context, sk store.SigningKey) error {
 	return k.Refresh(ctx)
 }
 
+// rotationDue reports whether the active key has signed for rotate_every.
+func (k *KeyRing) rotationDue(now time.Time) bool {
+	if k.cfg.RotateEvery <= 0 {
+		return false
+	}
+	s := k.snap.Load()
+	active := s.keys[slices.IndexFunc(s.keys, func(rk ringKey) bool { return rk.meta.ID == s.activeID })]
+	return now.Sub(active.meta.ActivatedAt) >= k.cfg.RotateEvery
+}
+
 // Maintain does the periodic key upkeep; serve calls it every few seconds.
 // It refreshes the ring (picking up rotations by other replicas and the CLI),
-// rotates when the active key has signed for rotate_every, and deletes keys
+// rotates when the active key has signed for rotate_every (one replica at a
+// time, under the store's rotation lock), and deletes keys
 // retired so long ago (more than MaxAccessTTL + Leeway) that no access token
 // under any valid configuration can still need them.
 func (k *KeyRing) Maintain(ctx context.Context) error {
@@ -299,10 +316,21 @@ func (k *KeyRing) Maintain(ctx context.Context) error {
 		return err
 	}
 	now := k.now()
-	s := k.snap.Load()
-	active := s.keys[slices.IndexFunc(s.keys, func(rk ringKey) bool { return rk.meta.ID == s.activeID })]
-	if k.cfg.RotateEvery > 0 && now.Sub(active.meta.ActivatedAt) >= k.cfg.RotateEvery {
-		if _, err := k.Rotate(ctx); err != nil {
+	if k.rotationDue(now) {
+		// Replicas sharing a store all see the key come due at once. The
+		// lock lets one of them rotate; the refresh inside it lets a
+		// replica that waited its turn see that the work is done.
+		_, err := k.ks.TryLock(ctx, rotationLock, func(ctx context.Context) error {
+			if err := k.Refresh(ctx); err != nil {
+				return err
+			}
+			if !k.rotationDue(k.now()) {
+				return nil
+			}
+			_, err := k.Rotate(ctx)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("rotate signing key: %w", err)
 		}
 	}

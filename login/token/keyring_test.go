@@ -379,6 +379,50 @@ func TestKeyRingMaintain(t *testing.T) {
 	}
 }
 
+// TestKeyRingMaintainReplicas runs Maintain on several replicas (one store
+// handle each) at the moment the key comes due: exactly one rotates.
+func TestKeyRingMaintainReplicas(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			first, reopen := b.open(t)
+			c := newClock(t0)
+			const replicas = 4
+			rings := make([]*KeyRing, replicas)
+			for i := range rings {
+				ks := first
+				if i > 0 {
+					ks = reopen()
+				}
+				ring, err := NewKeyRing(context.Background(), ks, testConfig(), c.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rings[i] = ring
+			}
+			c.Add(testConfig().RotateEvery)
+			for round := range 3 {
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for _, r := range rings {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						if err := r.Maintain(context.Background()); err != nil {
+							t.Error(err)
+						}
+					}()
+				}
+				close(start)
+				wg.Wait()
+				if n := len(storedKeys(t, first)); n != 2 {
+					t.Fatalf("round %d: %d keys in the store after concurrent Maintain, want 2 (one rotation)", round, n)
+				}
+			}
+		})
+	}
+}
+
 func TestKeyRingStoreDown(t *testing.T) {
 	ks := &fakeKeyStore{}
 	c := newClock(t0)
