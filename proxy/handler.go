@@ -239,6 +239,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 6. Proxy.
+	restrictUpgrade(r.Header)
+	if len(r.TransferEncoding) > 0 {
+		// net/http frames a chunked request by Transfer-Encoding and drops
+		// any Content-Length before frontdoor sees it, so a request that
+		// carried both cannot be told apart here. RFC 9112 section 6.1 then
+		// requires closing the connection, so that a proxy in front that
+		// framed it by Content-Length cannot smuggle a second request on it.
+		w.Header().Set("Connection", "close")
+	}
 	x.pool = rt.Pools[m.Route.Upstream]
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
@@ -275,6 +284,15 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 	hdr := out.Header
 	stripIdentity(hdr, x.rt.strip)
+	// The decision was made on this request's method and path. Frameworks
+	// that let these headers replace them (Laravel, Express method-override,
+	// IIS URL Rewrite) would act on a method or path that was never checked.
+	for _, name := range [...]string{
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Method",
+	} {
+		delete(hdr, name)
+	}
 	if !x.pool.ForwardAuthorization {
 		hdr.Del("Authorization")
 	}
@@ -318,6 +336,21 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, x *exchange) {
 	}
 	hdr["X-Forwarded-Host"] = x.value(valForwardedHost, host)
 	hdr["X-Forwarded-Proto"] = x.value(valForwardedProto, proto)
+}
+
+// restrictUpgrade lets only WebSocket upgrades through. Any other (h2c
+// above all) would turn the connection into a tunnel to the upstream in
+// which later requests are never matched, authenticated or stripped, so its
+// Upgrade header is removed and the request proxied as a plain one.
+func restrictUpgrade(h http.Header) {
+	up := h["Upgrade"]
+	if len(up) == 0 {
+		return
+	}
+	if len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") {
+		return
+	}
+	delete(h, "Upgrade")
 }
 
 // peerOf returns the peer address of r and its text form. net/http writes

@@ -636,3 +636,57 @@ func TestMetricsCountRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestRestrictUpgrade(t *testing.T) {
+	tests := []struct {
+		upgrade []string
+		keep    bool
+	}{
+		{nil, true},
+		{[]string{"websocket"}, true},
+		{[]string{"WebSocket"}, true},
+		{[]string{"h2c"}, false},
+		{[]string{"h2c, websocket"}, false},
+		{[]string{"websocket", "h2c"}, false},
+		{[]string{"TLS/1.2"}, false},
+	}
+	for _, tc := range tests {
+		h := http.Header{"Connection": {"Upgrade"}}
+		if tc.upgrade != nil {
+			h["Upgrade"] = tc.upgrade
+		}
+		restrictUpgrade(h)
+		if _, kept := h["Upgrade"]; kept != (tc.keep && tc.upgrade != nil) {
+			t.Errorf("Upgrade %q: kept = %v, want %v", tc.upgrade, kept, tc.keep)
+		}
+	}
+}
+
+// TestChunkedRequestClosesConnection: a chunked request may have carried a
+// Content-Length that net/http dropped, so its connection is not reused.
+func TestChunkedRequestClosesConnection(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer up.Close()
+	front := newFixture(t, legacy(up.URL), testRoutes()).front
+	for _, tc := range []struct {
+		name      string
+		body      io.Reader
+		wantClose bool
+	}{
+		{"content-length", strings.NewReader("hello"), false},
+		{"chunked", io.MultiReader(strings.NewReader("hello")), true},
+	} {
+		req, _ := http.NewRequest("POST", front.URL+"/api/articles/1", tc.body)
+		req.Header.Set("Authorization", "Bearer author")
+		resp, err := front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close != tc.wantClose {
+			t.Errorf("%s: status %d, close %v; want 200, close %v", tc.name, resp.StatusCode, resp.Close, tc.wantClose)
+		}
+	}
+}

@@ -21,7 +21,9 @@ func Parse(h http.Header) (raw string, present bool, problem string) {
 		return "", false, "more than one Authorization header"
 	}
 	v := values[0]
-	sp := strings.IndexByte(v, ' ')
+	// The scheme ends at the first space or tab: "Bearer<TAB>token" is a
+	// mangled bearer token to refuse, not another scheme to ignore.
+	sp := strings.IndexAny(v, " \t")
 	if sp < 0 {
 		if strings.EqualFold(v, "Bearer") {
 			return "", false, "empty bearer token"
@@ -32,7 +34,7 @@ func Parse(h http.Header) (raw string, present bool, problem string) {
 		return "", false, ""
 	}
 	raw = v[sp+1:]
-	if raw == "" || !isToken68(raw) {
+	if v[sp] != ' ' || raw == "" || !isToken68(raw) {
 		return "", false, "malformed bearer token"
 	}
 	return raw, true, ""
