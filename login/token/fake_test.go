@@ -21,11 +21,13 @@ type fakeKeyStore struct {
 	fail      error // returned by every method while set
 	locks     map[string]bool
 	lockRuns  int // TryLock calls that took their lock
+	reads     int // SigningKeys calls
 }
 
 func (f *fakeKeyStore) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	if f.fail != nil {
 		return nil, f.fail
 	}
@@ -104,6 +106,12 @@ func (f *fakeKeyStore) TryLock(ctx context.Context, name string, fn func(ctx con
 		f.mu.Unlock()
 	}()
 	return true, fn(ctx)
+}
+
+func (f *fakeKeyStore) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeKeyStore) setFail(err error) {

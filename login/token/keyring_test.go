@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"slices"
@@ -527,5 +528,52 @@ func TestNewVerifierValidatesConfig(t *testing.T) {
 		if _, err := NewVerifier(e.ring, cfg, nil); err == nil {
 			t.Errorf("NewVerifier accepted %+v, which would skip the iss or aud check", cfg)
 		}
+	}
+}
+
+// TestVerifierUnknownKIDRefresh: a replica verifies a token signed by a key
+// another replica has just rotated in, without waiting for its periodic
+// refresh; and a flood of unknown kids reads the store at most once per
+// UnknownKIDRefreshInterval.
+func TestVerifierUnknownKIDRefresh(t *testing.T) {
+	ks := &fakeKeyStore{}
+	c := newClock(t0)
+	a := newEnv(t, ks, c)
+	b := newEnv(t, ks, c) // same store, its own ring: another replica
+	if _, err := a.ring.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fresh := a.mint(t, MintRequest{Subject: "7"})
+	reads := ks.readCount()
+	if _, err := b.ver.Verify(context.Background(), fresh.Token); err != nil {
+		t.Fatalf("replica b refused a token of the key replica a rotated in: %v", err)
+	}
+	if ks.readCount() != reads+1 {
+		t.Fatalf("store reads: %d, want 1", ks.readCount()-reads)
+	}
+
+	// Tokens whose kid exists nowhere: one store read, then none until the
+	// interval has passed.
+	forged := func(kid string) string {
+		h := segment(t, map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid})
+		p := segment(t, map[string]any{"iss": b.cfg.Issuer, "aud": b.cfg.Audience, "sub": "1", "exp": c.Now().Add(time.Hour).Unix()})
+		return h + "." + p + ".c2ln"
+	}
+	c.Add(UnknownKIDRefreshInterval)
+	reads = ks.readCount()
+	for i := range 50 {
+		_, err := b.ver.Verify(context.Background(), forged(fmt.Sprint("nope-", i)))
+		var ve *VerifyError
+		if !errors.As(err, &ve) || ve.Reason != ReasonUnknownKey {
+			t.Fatalf("unknown kid: err = %v", err)
+		}
+	}
+	if n := ks.readCount() - reads; n != 1 {
+		t.Fatalf("50 unknown kids read the store %d times, want 1", n)
+	}
+	c.Add(UnknownKIDRefreshInterval)
+	b.ver.Verify(context.Background(), forged("later"))
+	if n := ks.readCount() - reads; n != 2 {
+		t.Fatalf("after the interval: %d store reads in all, want 2", n)
 	}
 }

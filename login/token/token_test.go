@@ -455,8 +455,9 @@ func checkVerify(t *testing.T, raw string, c *Claims, err error, reason string) 
 }
 
 // TestVerifyAfterRotationByAnotherReplica: a token minted by one replica
-// after it rotated verifies on another once that one refreshes, and the
-// other replica's earlier tokens keep verifying.
+// after it rotated verifies on another at once (its unknown kid makes that
+// one re-read the keys), and the other replica's earlier tokens keep
+// verifying.
 func TestVerifyAfterRotationByAnotherReplica(t *testing.T) {
 	ks := &fakeKeyStore{}
 	c := newClock(t0)
@@ -469,12 +470,6 @@ func TestVerifyAfterRotationByAnotherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := b.mint(t, MintRequest{Subject: "42"})
-	if _, err := a.ver.Verify(context.Background(), after.Token); err == nil {
-		t.Fatal("replica a verified a token of a key it has not loaded yet")
-	}
-	if err := a.ring.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range []Minted{before, after} {
 		for _, e := range []*env{a, b} {
 			if _, err := e.ver.Verify(context.Background(), m.Token); err != nil {

@@ -41,7 +41,17 @@ type Verifier struct {
 	kf     keyfunc.Keyfunc
 	synced atomic.Uint64
 	mu     sync.Mutex
+
+	now func() time.Time
+	// refreshMu serialises re-reading the keys for an unknown kid, and
+	// lastRefresh (unix nanoseconds) spaces those reads out.
+	refreshMu   sync.Mutex
+	lastRefresh atomic.Int64
 }
+
+// UnknownKIDRefreshInterval is the least time between two store reads
+// prompted by tokens whose kid no published key has.
+const UnknownKIDRefreshInterval = time.Second
 
 // NewVerifier returns a Verifier for tokens with cfg's issuer and audience,
 // checked against ring's published keys. now is the clock; nil means
@@ -75,6 +85,7 @@ func NewVerifier(ring *KeyRing, cfg Config, now func() time.Time) (*Verifier, er
 		),
 		keys: keys,
 		kf:   kf,
+		now:  now,
 	}
 	if err := v.sync(context.Background()); err != nil {
 		return nil, err
@@ -103,7 +114,44 @@ func (v *Verifier) sync(ctx context.Context) error {
 
 // Verify checks raw (the compact JWS, without "Bearer ") and returns its
 // claims. Every error is a *VerifyError; none contains the token.
+//
+// A kid that no published key has makes it re-read the keys from the store
+// once, at most every UnknownKIDRefreshInterval: another replica may just
+// have rotated, and its tokens should not wait for the next periodic
+// refresh to verify here.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.verify(ctx, raw)
+	var ve *VerifyError
+	if err != nil && errors.As(err, &ve) && ve.Reason == ReasonUnknownKey && v.refreshForUnknownKID(ctx) {
+		return v.verify(ctx, raw)
+	}
+	return c, err
+}
+
+// refreshForUnknownKID re-reads the ring unless that was done within the
+// interval, and reports whether the published keys changed meanwhile.
+func (v *Verifier) refreshForUnknownKID(ctx context.Context) bool {
+	before := v.ring.Version()
+	v.refreshMu.Lock()
+	defer v.refreshMu.Unlock()
+	if v.ring.Version() != before {
+		return true // another caller's refresh brought new keys
+	}
+	now := v.now().UnixNano()
+	if now-v.lastRefresh.Load() < int64(UnknownKIDRefreshInterval) {
+		return false
+	}
+	v.lastRefresh.Store(now)
+	// Bounded, because the store may be down and this is a request's time.
+	rctx, cancel := context.WithTimeout(ctx, UnknownKIDRefreshInterval)
+	defer cancel()
+	if err := v.ring.Refresh(rctx); err != nil {
+		return false
+	}
+	return v.ring.Version() != before
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenLen {
 		return nil, &VerifyError{Reason: ReasonMalformed, Err: errTooLong}
 	}
