@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"frontdoor/login/store"
+	"frontdoor/login/store/storetest"
 )
 
 // backend opens a KeyStore; reopen simulates a restart of the process.
@@ -37,6 +38,18 @@ func backends() []backend {
 				s, err := store.OpenSQLite(context.Background(), path)
 				if err != nil {
 					t.Fatalf("OpenSQLite: %v", err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			return open(), open
+		}},
+		{name: "postgres", open: func(t *testing.T) (KeyStore, func() KeyStore) {
+			dsn := storetest.PostgresDSN(t) // skips without FRONTDOOR_TEST_POSTGRES
+			open := func() KeyStore {
+				s, err := store.Open(context.Background(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
+				if err != nil {
+					t.Fatalf("open postgres: %v", err)
 				}
 				t.Cleanup(func() { s.Close() })
 				return s
