@@ -1,0 +1,386 @@
+// Command loginload measures frontdoor's WeChat login throughput against the
+// WeChat simulator (cmd/wxsim).
+//
+// Usage:
+//
+//	loginload -frontdoor URL -sim URL [-n 2000] [-c 16] [-repeat] [-profile=false]
+//
+// It first obtains -n fresh login codes from the simulator (POST /sim/code),
+// each for a distinct openid never seen before, so that every login creates
+// a user: the realistic worst case. Then -c workers post them to
+// POST /auth/wx/login, with the encryptedData, iv, rawData and signature
+// that the simulator returned unless -profile=false, and the logins per
+// second, the latency percentiles and every failure are printed. Obtaining
+// the codes is not timed. With -repeat a second pass logs the same users in
+// again with fresh codes (returning users).
+//
+// Besides the human-readable report, each pass prints one line for scripts:
+//
+//	RESULT pass=new n=2000 ok=2000 failed=0 seconds=3.214 rate=622.3 p50_ms=24.1 p99_ms=61.0
+//
+// The exit status is 1 when any login failed.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "loginload:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "loginload:", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	errUsage  = errors.New("usage")
+	errFailed = errors.New("some logins failed")
+)
+
+// options are the command-line flags.
+type options struct {
+	frontdoor, sim string
+	n, c           int
+	repeat         bool
+	profile        bool
+	timeout        time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("loginload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.frontdoor, "frontdoor", "", "base `URL` of frontdoor, e.g. http://127.0.0.1:8080")
+	fs.StringVar(&o.sim, "sim", "", "base `URL` of the WeChat simulator, e.g. http://127.0.0.1:9100")
+	fs.IntVar(&o.n, "n", 2000, "logins per pass")
+	fs.IntVar(&o.c, "c", 16, "concurrent logins")
+	fs.BoolVar(&o.repeat, "repeat", false, "add a second pass that logs the same users in again")
+	fs.BoolVar(&o.profile, "profile", true, "send encryptedData, iv, rawData and signature with the code")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	case o.frontdoor == "" || o.sim == "":
+		return fmt.Errorf("%w: -frontdoor and -sim are required", errUsage)
+	case o.n <= 0 || o.c <= 0:
+		return fmt.Errorf("%w: -n and -c must be positive", errUsage)
+	case o.timeout <= 0:
+		return fmt.Errorf("%w: -timeout must be positive", errUsage)
+	}
+	o.frontdoor = strings.TrimSuffix(o.frontdoor, "/")
+	o.sim = strings.TrimSuffix(o.sim, "/")
+
+	client := &http.Client{
+		Timeout: o.timeout,
+		Transport: &http.Transport{
+			MaxIdleConns:        o.c + 8,
+			MaxIdleConnsPerHost: o.c + 8,
+			IdleConnTimeout:     time.Minute,
+			DisableCompression:  true,
+		},
+	}
+	defer client.CloseIdleConnections()
+
+	// A run id keeps the openids of this run apart from any earlier run's
+	// against the same database, so that the first pass only creates users.
+	var id [6]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	openIDs := make([]string, o.n)
+	for i := range openIDs {
+		openIDs[i] = fmt.Sprintf("o-bench-%x-%d", id, i)
+	}
+
+	type pass struct {
+		name    string
+		newUser bool
+	}
+	passes := []pass{{"new", true}}
+	if o.repeat {
+		passes = append(passes, pass{"repeat", false})
+	}
+	failed := false
+	for _, p := range passes {
+		bodies, err := fetchCodes(ctx, client, o, openIDs)
+		if err != nil {
+			return fmt.Errorf("get codes from the simulator: %w", err)
+		}
+		res, err := fire(ctx, client, o, bodies, p.newUser)
+		if err != nil {
+			return err
+		}
+		res.report(stdout, p.name, o)
+		failed = failed || res.failed() > 0
+	}
+	if failed {
+		return errFailed
+	}
+	return nil
+}
+
+// codeRequest and codeResponse are the simulator's POST /sim/code.
+type codeRequest struct {
+	OpenID   string `json:"openid"`
+	NickName string `json:"nickname,omitempty"`
+}
+
+type codeResponse struct {
+	Code          string `json:"code"`
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+	RawData       string `json:"rawData"`
+	Signature     string `json:"signature"`
+}
+
+// loginRequest is the body of POST /auth/wx/login.
+type loginRequest struct {
+	Code          string `json:"code"`
+	EncryptedData string `json:"encryptedData,omitempty"`
+	IV            string `json:"iv,omitempty"`
+	RawData       string `json:"rawData,omitempty"`
+	Signature     string `json:"signature,omitempty"`
+}
+
+// fetchCodes gets a fresh code for each openid and returns the login
+// request bodies, ready to send.
+func fetchCodes(ctx context.Context, client *http.Client, o options, openIDs []string) ([][]byte, error) {
+	bodies := make([][]byte, len(openIDs))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(4, len(openIDs)) {
+		wg.Go(func() {
+			for i := range next {
+				b, err := fetchCode(ctx, client, o, openIDs[i], i)
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				bodies[i] = b
+			}
+		})
+	}
+feed:
+	for i := range openIDs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return bodies, nil
+}
+
+func fetchCode(ctx context.Context, client *http.Client, o options, openID string, i int) ([]byte, error) {
+	reqBody, err := json.Marshal(codeRequest{OpenID: openID, NickName: fmt.Sprintf("bench user %d", i)})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.sim+"/sim/code", bytes.NewReader(reqBody))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("POST /sim/code: %s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	var cr codeResponse
+	if err := json.Unmarshal(data, &cr); err != nil {
+		return nil, fmt.Errorf("POST /sim/code: %w", err)
+	}
+	if cr.Code == "" {
+		return nil, fmt.Errorf("POST /sim/code: no code in %s", bytes.TrimSpace(data))
+	}
+	lr := loginRequest{Code: cr.Code}
+	if o.profile {
+		lr.EncryptedData, lr.IV, lr.RawData, lr.Signature = cr.EncryptedData, cr.IV, cr.RawData, cr.Signature
+	}
+	return json.Marshal(lr)
+}
+
+// result is the outcome of one pass.
+type result struct {
+	elapsed   time.Duration
+	latencies []time.Duration // of the successful logins
+	byStatus  map[string]int  // failures by HTTP status or transport error
+	samples   []string        // the first few failure descriptions
+}
+
+func (r *result) failed() int {
+	n := 0
+	for _, c := range r.byStatus {
+		n += c
+	}
+	return n
+}
+
+// fire posts every body to /auth/wx/login from o.c workers. A login counts
+// as successful when it answers 200 with an access token and the expected
+// new_user flag.
+func fire(ctx context.Context, client *http.Client, o options, bodies [][]byte, newUser bool) (*result, error) {
+	var (
+		mu  sync.Mutex
+		res = &result{byStatus: map[string]int{}, latencies: make([]time.Duration, 0, len(bodies))}
+		wg  sync.WaitGroup
+	)
+	fail := func(kind, detail string) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.byStatus[kind]++
+		if len(res.samples) < 5 {
+			res.samples = append(res.samples, kind+": "+detail)
+		}
+	}
+	next := make(chan []byte, len(bodies))
+	for _, b := range bodies {
+		next <- b
+	}
+	close(next)
+	start := time.Now()
+	for range o.c {
+		wg.Go(func() {
+			for body := range next {
+				if ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				kind, detail := login(ctx, client, o.frontdoor, body, newUser)
+				d := time.Since(t0)
+				if kind != "" {
+					fail(kind, detail)
+					continue
+				}
+				mu.Lock()
+				res.latencies = append(res.latencies, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// login performs one login. It returns an empty kind on success, else the
+// kind of failure (an HTTP status, "transport" or "unexpected") and a
+// description.
+func login(ctx context.Context, client *http.Client, base string, body []byte, newUser bool) (kind, detail string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/auth/wx/login", bytes.NewReader(body))
+	if err != nil {
+		return "transport", err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "transport", err.Error()
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "transport", err.Error()
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.Status, string(bytes.TrimSpace(data))
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		NewUser     bool   `json:"new_user"`
+	}
+	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
+		return "unexpected", "200 without a token response: " + string(bytes.TrimSpace(data))
+	}
+	if tr.NewUser != newUser {
+		return "unexpected", fmt.Sprintf("new_user is %t, want %t", tr.NewUser, newUser)
+	}
+	return "", ""
+}
+
+func (r *result) report(w io.Writer, pass string, o options) {
+	ok := len(r.latencies)
+	slices.Sort(r.latencies)
+	p50, p99 := percentile(r.latencies, 50), percentile(r.latencies, 99)
+	rate := float64(ok) / r.elapsed.Seconds()
+	what := "new users (each login creates a user)"
+	if pass == "repeat" {
+		what = "returning users"
+	}
+	fmt.Fprintf(w, "%s: %d logins, %d concurrent, profile data %t\n", what, ok+r.failed(), o.c, o.profile)
+	fmt.Fprintf(w, "  %d ok in %.3fs: %.1f logins/s; latency p50 %.1fms, p99 %.1fms\n",
+		ok, r.elapsed.Seconds(), rate, ms(p50), ms(p99))
+	if n := r.failed(); n > 0 {
+		kinds := make([]string, 0, len(r.byStatus))
+		for k := range r.byStatus {
+			kinds = append(kinds, k)
+		}
+		slices.Sort(kinds)
+		fmt.Fprintf(w, "  FAILED: %d logins:", n)
+		for _, k := range kinds {
+			fmt.Fprintf(w, " %s ×%d;", k, r.byStatus[k])
+		}
+		fmt.Fprintln(w)
+		for _, s := range r.samples {
+			fmt.Fprintf(w, "    e.g. %s\n", s)
+		}
+	}
+	fmt.Fprintf(w, "RESULT pass=%s n=%d ok=%d failed=%d seconds=%.3f rate=%.1f p50_ms=%.2f p99_ms=%.2f\n",
+		pass, ok+r.failed(), ok, r.failed(), r.elapsed.Seconds(), rate, ms(p50), ms(p99))
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i, 1)-1]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
