@@ -79,17 +79,8 @@ func (p *Postgres) RotateRefreshToken(ctx context.Context, old []byte, next Refr
 		if err != nil {
 			return err
 		}
-		switch {
-		case next.FamilyID == "":
-			next.FamilyID = prev.FamilyID
-		case next.FamilyID != prev.FamilyID:
-			return errors.New("next token names another family than the rotated one")
-		}
-		switch {
-		case next.UserID == 0:
-			next.UserID = prev.UserID
-		case next.UserID != prev.UserID:
-			return errors.New("next token names another user than the rotated one")
+		if err := inheritFamily(&next, prev); err != nil {
+			return err
 		}
 		return insertPGRefreshToken(ctx, tx, next)
 	})

@@ -77,17 +77,8 @@ func (s *SQLite) RotateRefreshToken(ctx context.Context, old []byte, next Refres
 		if err != nil {
 			return err
 		}
-		switch {
-		case next.FamilyID == "":
-			next.FamilyID = prev.FamilyID
-		case next.FamilyID != prev.FamilyID:
-			return errors.New("next token names another family than the rotated one")
-		}
-		switch {
-		case next.UserID == 0:
-			next.UserID = prev.UserID
-		case next.UserID != prev.UserID:
-			return errors.New("next token names another user than the rotated one")
+		if err := inheritFamily(&next, prev); err != nil {
+			return err
 		}
 		return insertRefreshToken(ctx, tx, next)
 	})
@@ -307,4 +298,23 @@ func scanRefreshToken(r rowScanner) (RefreshToken, error) {
 	t.IssuedAt, t.ExpiresAt = fromMicros(issued), fromMicros(expires)
 	t.RotatedAt, t.RevokedAt = fromNullMicros(rotated), fromNullMicros(revoked)
 	return t, nil
+}
+
+// inheritFamily gives next, the successor of the rotated token prev, prev's
+// family and user where next leaves them zero, and refuses a successor that
+// names another family or user. Both backends share it.
+func inheritFamily(next *RefreshToken, prev RefreshToken) error {
+	switch {
+	case next.FamilyID == "":
+		next.FamilyID = prev.FamilyID
+	case next.FamilyID != prev.FamilyID:
+		return errors.New("next token names another family than the rotated one")
+	}
+	switch {
+	case next.UserID == 0:
+		next.UserID = prev.UserID
+	case next.UserID != prev.UserID:
+		return errors.New("next token names another user than the rotated one")
+	}
+	return nil
 }
