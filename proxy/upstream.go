@@ -162,23 +162,37 @@ func (p *Pool) roundTrip(req *http.Request, timeout time.Duration) (*http.Respon
 func (p *Pool) send(req *http.Request, t *Target, timeout time.Duration) (*http.Response, error) {
 	out := req
 	if req.URL.Host != t.URL.Host || req.URL.Scheme != t.URL.Scheme || t.URL.Path != "" {
-		out = req.Clone(req.Context())
-		out.URL.Scheme = t.URL.Scheme
-		out.URL.Host = t.URL.Host
+		// A shallow copy: the transport reads the header and body but
+		// changes neither, and each retry starts from req again.
+		u := *req.URL
+		u.Scheme = t.URL.Scheme
+		u.Host = t.URL.Host
 		if t.URL.Path != "" {
-			out.URL.Path = t.URL.Path + req.URL.Path
-			out.URL.RawPath = ""
+			u.Path = t.URL.Path + req.URL.Path
+			u.RawPath = ""
 		}
+		r := *req
+		r.URL = &u
+		out = &r
 	}
+	if tr, ok := p.transport.(*Transport); ok {
+		return tr.roundTrip(out, timeout)
+	}
+	return roundTripTimeout(p.transport, out, timeout)
+}
+
+// roundTripTimeout sends req through rt; a positive timeout bounds the wait
+// for the response headers and its expiry is reported as ErrUpstreamTimeout.
+func roundTripTimeout(rt http.RoundTripper, req *http.Request, timeout time.Duration) (*http.Response, error) {
 	if timeout <= 0 {
-		return p.transport.RoundTrip(out)
+		return rt.RoundTrip(req)
 	}
 	// The deadline applies to the response headers only; the context must
 	// stay alive while the body streams, and it is released when the
 	// inbound request's context ends (when the handler returns).
-	ctx, cancel := context.WithCancelCause(out.Context())
+	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(timeout, func() { cancel(ErrUpstreamTimeout) })
-	resp, err := p.transport.RoundTrip(out.WithContext(ctx))
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if !timer.Stop() {
 		// The timer fired: even if headers arrived at that very moment,
 		// the context is cancelled and the body would be cut short.
@@ -205,26 +219,4 @@ func isConnectError(err error) bool {
 	}
 	var dns *net.DNSError
 	return errors.As(err, &dns)
-}
-
-// NewTransport returns the http.Transport shared by all pools: many idle
-// connections per host (the default of 2 would make a busy proxy open and
-// close connections constantly), no transparent compression (a proxy must pass
-// bodies through untouched), and HTTP/1.1 to upstreams, as legacy services
-// expect.
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: 1 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
 }

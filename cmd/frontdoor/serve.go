@@ -59,7 +59,7 @@ func newLogger(w io.Writer) *zap.Logger {
 // server is a running frontdoor: its parts and their shared state.
 type server struct {
 	cfg       atomic.Pointer[config]
-	transport *http.Transport
+	transport *proxy.Transport
 	store     store.Store
 	keys      *token.KeyRing
 	issuer    *token.Issuer
@@ -108,7 +108,7 @@ func registerCacheMetrics(reg prometheus.Registerer, c *token.Cache) {
 // (frontdoor dev prints its walkthrough then).
 type listeningFunc func(mainAddr, adminAddr string)
 
-func serve(ctx context.Context, e env, cfg *config, transport *http.Transport, logger *zap.Logger, onListen listeningFunc) error {
+func serve(ctx context.Context, e env, cfg *config, transport *proxy.Transport, logger *zap.Logger, onListen listeningFunc) error {
 	sealer, err := login.NewSealer(e.getenv("FRONTDOOR_SECRET_KEY"))
 	if err != nil {
 		return err
