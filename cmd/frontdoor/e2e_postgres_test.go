@@ -412,7 +412,7 @@ func TestEndToEndReplicasRotateOneAtATime(t *testing.T) {
 	// A rotation that collided with another's would surface as a failed key
 	// upkeep in the log.
 	for name, in := range map[string]*instance{"A": a, "B": b} {
-		if logs := in.logText(); strings.Contains(logs, `"msg":"refresh signing keys"`) {
+		if logs := in.settledLogs(t); strings.Contains(logs, `"msg":"refresh signing keys"`) {
 			t.Errorf("replica %s failed its key upkeep:\n%s", name, logs)
 		}
 	}

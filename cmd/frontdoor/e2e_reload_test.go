@@ -304,7 +304,7 @@ func TestEndToEndReloadUnderLoad(t *testing.T) {
 	located := regexp.MustCompile(regexp.QuoteMeta(cfgPath) + `:\d+(:\d+)?: `)
 	withColumn := regexp.MustCompile(regexp.QuoteMeta(cfgPath) + `:\d+:\d+: `)
 	refusals, columns := 0, 0
-	for _, line := range strings.Split(fd.logText(), "\n") {
+	for _, line := range strings.Split(fd.settledLogs(t), "\n") {
 		if strings.Contains(line, `"msg":"config reload refused`) {
 			refusals++
 			if !located.MatchString(line) {

@@ -343,7 +343,7 @@ func TestSecurityLogin(t *testing.T) {
 		if got := len(storedUsers(t, env.db)); got < usersBefore {
 			t.Errorf("users went from %d to %d", usersBefore, got)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(env.fd.logText()), "\n") {
+		for _, line := range strings.Split(strings.TrimSpace(env.fd.settledLogs(t)), "\n") {
 			if !json.Valid([]byte(line)) {
 				t.Errorf("a log line is not JSON (log injection): %q", line)
 			}

@@ -156,6 +156,10 @@ type instance struct {
 	exited      chan error
 	logs        *bytes.Buffer
 	logMu       *sync.Mutex
+	marks       int // log marks sent, under logMu
+	// scanned is closed once the process's stderr has been read to the
+	// end: its log is then complete.
+	scanned chan struct{}
 }
 
 func writeConfig(t *testing.T, upstreamURL string) string {
@@ -179,7 +183,7 @@ func startFrontdoor(t *testing.T, cfgPath string) *instance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{cfgPath: cfgPath, cmd: cmd, exited: make(chan error, 1), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	in := &instance{cfgPath: cfgPath, cmd: cmd, exited: make(chan error, 1), logs: &bytes.Buffer{}, logMu: &sync.Mutex{}, scanned: make(chan struct{})}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -197,6 +201,7 @@ func startFrontdoor(t *testing.T, cfgPath string) *instance {
 				once.Do(func() { close(ready) })
 			}
 		}
+		close(in.scanned)
 		in.exited <- cmd.Wait()
 	}()
 	select {
@@ -219,6 +224,39 @@ func startFrontdoor(t *testing.T, cfgPath string) *instance {
 		}
 	})
 	return in
+}
+
+// settledLogs returns the log once every line logged so far has arrived:
+// lines are written asynchronously but in order, so it sends a request with
+// a fresh request id and waits for that request's access-log line.
+func (in *instance) settledLogs(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-in.scanned:
+		return in.logText() // the process has exited; nothing more will come
+	default:
+	}
+	in.logMu.Lock()
+	in.marks++
+	mark := fmt.Sprintf("log-mark-%d", in.marks)
+	in.logMu.Unlock()
+	req, err := http.NewRequest(http.MethodGet, "http://"+in.addr+"/log-mark", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Request-Id", mark)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("log mark request: %v", err)
+	}
+	resp.Body.Close()
+	want := `"request_id":"` + mark + `"`
+	var logs string
+	waitFor(t, "the log mark's access-log line", 10*time.Second, func() bool {
+		logs = in.logText()
+		return strings.Contains(logs, want)
+	})
+	return logs
 }
 
 func (in *instance) logText() string {
@@ -424,8 +462,7 @@ func TestEndToEndProxyWithMintedToken(t *testing.T) {
 	}
 
 	// The access log has one line per request and never a token.
-	time.Sleep(100 * time.Millisecond)
-	logs := fd.logText()
+	logs := fd.settledLogs(t)
 	if strings.Contains(logs, author) || strings.Contains(logs, strings.Split(author, ".")[2]) {
 		t.Error("a token was logged")
 	}

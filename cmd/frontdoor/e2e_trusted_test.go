@@ -180,7 +180,7 @@ func TestEndToEndTrustedIssuers(t *testing.T) {
 			resp, _ := do(t, "GET", url+"/api/articles/1", good, nil)
 			return resp.StatusCode == 401
 		})
-		if !strings.Contains(fd.logText(), `"config reloaded"`) {
+		if !strings.Contains(fd.settledLogs(t), `"config reloaded"`) {
 			t.Fatal("no reload was logged")
 		}
 	})

@@ -309,7 +309,7 @@ func (e *wxEnv) checkNoSecrets(t *testing.T, extra ...string) {
 		claims.Write(payload)
 		claims.WriteByte('\n')
 	}
-	logs := e.fd.logText()
+	logs := e.fd.settledLogs(t)
 	if len(e.tokens) == 0 || !strings.Contains(logs, `"msg":"login"`) {
 		t.Fatalf("nothing to search: %d tokens, logs:\n%s", len(e.tokens), logs)
 	}
@@ -799,7 +799,7 @@ func TestEndToEndWeChatLogin(t *testing.T) {
 
 	t.Run("never an openid, unionid, session key or the AppSecret", func(t *testing.T) {
 		env.checkNoSecrets(t, wxSecret, alice.UnionID)
-		if !strings.Contains(env.fd.logText(), "wechat code2Session failed") {
+		if !strings.Contains(env.fd.settledLogs(t), "wechat code2Session failed") {
 			t.Error("the log lacks the WeChat failures it should have recorded")
 		}
 	})
