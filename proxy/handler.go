@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,9 @@ type Handler struct {
 	clientIP *clientip.Resolver
 	log      *zap.Logger
 	metrics  *Metrics
-	rp       *httputil.ReverseProxy
+	// rp proxies WebSocket upgrades; forward handles everything else.
+	rp      *httputil.ReverseProxy
+	buffers *bufferPool
 }
 
 // New builds a Handler.
@@ -74,6 +77,7 @@ func New(opts Options) (*Handler, error) {
 		clientIP: opts.ClientIP,
 		log:      opts.Logger,
 		metrics:  opts.Metrics,
+		buffers:  newBufferPool(),
 	}
 	if h.clientIP == nil {
 		h.clientIP = &clientip.Resolver{}
@@ -86,7 +90,7 @@ func New(opts Options) (*Handler, error) {
 		Rewrite:      h.rewrite,
 		Transport:    roundTripFunc(h.roundTrip),
 		ErrorHandler: h.proxyError,
-		BufferPool:   newBufferPool(),
+		BufferPool:   h.buffers,
 		ErrorLog:     log.New(zapWriter{h.log}, "", 0),
 	}
 	return h, nil
@@ -117,6 +121,13 @@ type exchange struct {
 	// text form.
 	peer     netip.Addr
 	peerText string
+	// remote is the client address a trusted proxy forwarded for, taken
+	// before the headers are rewritten; empty when the peer is the client.
+	remote string
+	// outURL and body belong to the outbound request of forward; they live
+	// here to share the exchange's allocation.
+	outURL url.URL
+	body   bodyReader
 	// rec wraps the client's ResponseWriter; it lives here so that one
 	// allocation serves both.
 	rec recorder
@@ -133,6 +144,7 @@ const (
 	valForwardedFor
 	valForwardedHost
 	valForwardedProto
+	valUserAgent
 	headerValues
 )
 
@@ -249,7 +261,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	x.pool = rt.Pools[m.Route.Upstream]
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	if r.Header["Upgrade"] != nil {
+		// A WebSocket handshake: ReverseProxy switches protocols and
+		// tunnels the connection.
+		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+		return
+	}
+	h.forward(w, r, x)
+}
+
+// timeout is the route's upstream timeout, or else the pool's.
+func (x *exchange) timeout() time.Duration {
+	if x.route.Timeout > 0 {
+		return x.route.Timeout
+	}
+	return x.pool.Timeout
 }
 
 func (h *Handler) authFailed(w http.ResponseWriter, x *exchange, reason, msg string) {
@@ -268,9 +294,10 @@ func (x *exchange) routeName(name string) {
 	x.route = &policy.Route{Name: name}
 }
 
-// rewrite builds the outbound request. ReverseProxy calls it after removing
-// hop-by-hop headers, including those the client named in Connection, so a
-// client cannot make it drop what is set here.
+// rewrite builds the outbound request of a WebSocket handshake.
+// ReverseProxy calls it after removing hop-by-hop headers, including those
+// the client named in Connection, so a client cannot make it drop what is
+// set here.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	out := pr.Out
@@ -281,9 +308,19 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.RawPath = ""
 	out.URL.RawQuery = pr.In.URL.RawQuery
 	out.Host = ""
+	stripIdentity(out.Header, x.rt.strip)
+	h.rewriteHeader(pr.In, out.Header, x)
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = &bodyReader{ReadCloser: out.Body, x: x}
+	}
+}
 
-	hdr := out.Header
-	stripIdentity(hdr, x.rt.strip)
+// rewriteHeader turns hdr, the inbound request's headers with the
+// hop-by-hop ones removed, into the upstream's: no method or URL
+// overrides, no Authorization unless the upstream wants it, frontdoor's
+// identity headers, the request id and X-Forwarded-*. hdr may be
+// in.Header itself.
+func (h *Handler) rewriteHeader(in *http.Request, hdr http.Header, x *exchange) {
 	// The decision was made on this request's method and path. Frameworks
 	// that let these headers replace them (Laravel, Express method-override,
 	// IIS URL Rewrite) would act on a method or path that was never checked.
@@ -294,30 +331,27 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(hdr, name)
 	}
 	if !x.pool.ForwardAuthorization {
-		hdr.Del("Authorization")
+		delete(hdr, "Authorization")
 	}
 	if x.claims != nil {
 		hdr[x.rt.userIDHeader] = x.value(valUserID, x.claims.Subject)
 		hdr[x.rt.rolesHeader] = x.value(valRoles, joinRoles(x.claims.Roles))
 	}
 	hdr["X-Request-Id"] = x.values[valRequestID : valRequestID+1 : valRequestID+1]
-	h.setForwarded(pr, x)
-	if out.Body != nil && out.Body != http.NoBody {
-		out.Body = &bodyReader{ReadCloser: out.Body, x: x}
-	}
+	h.setForwarded(in, hdr, x)
 }
 
 // setForwarded writes X-Forwarded-For/Host/Proto. Values sent by the client
 // are kept only when it is a trusted proxy; otherwise they are replaced, and
 // the RFC 7239 Forwarded header (which frontdoor does not write) is dropped.
-func (h *Handler) setForwarded(pr *httputil.ProxyRequest, x *exchange) {
-	in, hdr := pr.In, pr.Out.Header
+// Each inbound value is read before hdr's is written, so hdr may be
+// in.Header.
+func (h *Handler) setForwarded(in *http.Request, hdr http.Header, x *exchange) {
 	trusted := h.clientIP.Trusted(x.peer)
 	ip := x.peerText
 	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
-	hdr["X-Forwarded-For"] = x.value(valForwardedFor, ip)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -331,9 +365,10 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest, x *exchange) {
 			host = fh
 		}
 	} else {
-		hdr.Del("Forwarded")
-		hdr.Del("X-Real-Ip")
+		delete(hdr, "Forwarded")
+		delete(hdr, "X-Real-Ip")
 	}
+	hdr["X-Forwarded-For"] = x.value(valForwardedFor, ip)
 	hdr["X-Forwarded-Host"] = x.value(valForwardedHost, host)
 	hdr["X-Forwarded-Proto"] = x.value(valForwardedProto, proto)
 }
@@ -377,24 +412,25 @@ func joinRoles(roles []string) string {
 
 func (h *Handler) roundTrip(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
-	timeout := x.pool.Timeout
-	if x.route.Timeout > 0 {
-		timeout = x.route.Timeout
-	}
-	return x.pool.roundTrip(req, timeout)
+	return x.pool.roundTrip(req, x.timeout())
 }
 
-// proxyError answers when the upstream exchange failed. The client's own
-// broken body is a 400, not the upstream's fault.
+// proxyError is ReverseProxy's ErrorHandler.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := r.Context().Value(exchangeKey{}).(*exchange)
+	h.upstreamFailed(w, r.Context(), x, err)
+}
+
+// upstreamFailed answers when the upstream exchange failed. The client's
+// own broken body is a 400, not the upstream's fault.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, ctx context.Context, x *exchange, err error) {
 	upstream := x.pool.Name
 	switch {
 	case x.bodyFailed.Load():
 		x.errKind = "client_body"
 		apierror.Write(w, http.StatusBadRequest, apierror.InvalidRequest, "malformed request body")
 		return
-	case r.Context().Err() != nil:
+	case ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
 		x.errKind = "client_gone"
 		w.WriteHeader(499)
@@ -465,11 +501,15 @@ func requestID(in string) string {
 }
 
 // bodyReader remembers a failure to read the client's body (bad chunking, a
-// short body), so the error is reported as the client's.
+// short body), so the error is reported as the client's. Closing it does
+// nothing: the transport closes request bodies when done, but the inbound
+// body belongs to the server, which closes it after the handler.
 type bodyReader struct {
 	io.ReadCloser
 	x *exchange
 }
+
+func (b *bodyReader) Close() error { return nil }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)

@@ -115,6 +115,9 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 // remote is the client address for the access log: the peer, or the
 // address a trusted proxy forwarded for.
 func (h *Handler) remote(r *http.Request, x *exchange) string {
+	if x.remote != "" {
+		return x.remote
+	}
 	if !h.clientIP.Trusted(x.peer) {
 		return x.peerText
 	}
