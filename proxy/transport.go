@@ -115,6 +115,7 @@ func (t *Transport) roundTrip(req *http.Request, timeout time.Duration) (*http.R
 	for {
 		c, err := t.getConn(req.Context(), addr, deadline)
 		if err != nil {
+			closeBody(req)
 			return nil, err
 		}
 		resp, err := t.exchange(req, c, deadline, timeout)
@@ -150,6 +151,7 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	ctx := req.Context()
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		c.close()
+		closeBody(req)
 		return nil, err
 	}
 	// A client that goes away must not keep the upstream exchange alive
@@ -193,6 +195,7 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 			if r.StatusCode == http.StatusSwitchingProtocols || informational == 5 {
 				return fail(fmt.Errorf("unexpected %s from upstream", r.Status))
 			}
+			c.headerLimit = t.MaxResponseHeaderBytes
 			continue
 		}
 		resp = r
@@ -207,14 +210,26 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	resp.Body = &directBody{
-		body:  resp.Body,
-		conn:  c,
-		t:     t,
-		stop:  stop,
-		reuse: !resp.Close && !req.Close,
+	reuse := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		// HEAD, 204, 304, Content-Length: 0: the exchange is complete.
+		if stop() && reuse {
+			t.putIdle(c)
+		} else {
+			c.close()
+		}
+		return resp, nil
 	}
+	resp.Body = &directBody{body: resp.Body, conn: c, t: t, stop: stop, reuse: reuse}
 	return resp, nil
+}
+
+// closeBody closes the body of a request that failed before Request.Write
+// (which closes it) was reached, as a RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
 }
 
 // CloseIdleConnections closes every idle connection, of both clients.
@@ -253,7 +268,13 @@ func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time
 	}
 	nc, err := t.Dialer.DialContext(dialCtx, "tcp", addr)
 	if err != nil {
-		if ctx.Err() == nil && dialCtx.Err() != nil {
+		// Only a refused or failed connection says something about the
+		// upstream (the pool marks the target down for it); a client that
+		// left or a deadline that passed does not.
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("upstream request cancelled: %w", context.Cause(ctx))
+		case dialCtx.Err() != nil:
 			return nil, fmt.Errorf("%w: connecting to %s", ErrUpstreamTimeout, addr)
 		}
 		return nil, err
@@ -373,7 +394,7 @@ func (b *directBody) Read(p []byte) (int, error) {
 
 func (b *directBody) Close() error {
 	if !b.done {
-		b.finish(b.reuse && b.body == http.NoBody)
+		b.finish(false)
 	}
 	return nil
 }
