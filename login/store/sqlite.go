@@ -34,6 +34,9 @@ type SQLite struct {
 	read   *sql.DB
 	write  *sql.DB
 	closed atomic.Bool
+	// hot holds the write handle's statements for loginQueries, prepared
+	// once at open.
+	hot map[string]*sql.Stmt
 }
 
 var _ Store = (*SQLite)(nil)
@@ -88,11 +91,76 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 			err = s.wrap("open sqlite", err)
 		}
 	}
+	if err == nil {
+		err = s.prepareHot(ctx)
+	}
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// loginQueries are the writes of every login. SQLite (compiled to Go here)
+// takes about as long to parse one of these statements as to run it, so
+// they are prepared once instead of on every login.
+var loginQueries = [...]string{selectWeChatUserSQL, insertWeChatUserSQL, updateWeChatUserSQL, insertRefreshTokenSQL}
+
+// prepareHot prepares loginQueries on the write handle. It must run outside
+// any transaction: the handle has a single connection.
+func (s *SQLite) prepareHot(ctx context.Context) error {
+	s.hot = make(map[string]*sql.Stmt, len(loginQueries))
+	for _, q := range loginQueries {
+		st, err := s.write.PrepareContext(ctx, q)
+		if err != nil {
+			return s.wrap("prepare statements", err)
+		}
+		s.hot[q] = st
+	}
+	return nil
+}
+
+// writer returns the querier for writes: inside tx when it is not nil,
+// with prepared statements for the queries that have one.
+func (s *SQLite) writer(tx *sql.Tx) preparedQuerier {
+	return preparedQuerier{db: s.write, tx: tx, hot: s.hot}
+}
+
+// preparedQuerier runs a query through its prepared statement when there is
+// one, and as plain SQL otherwise.
+type preparedQuerier struct {
+	db  *sql.DB
+	tx  *sql.Tx
+	hot map[string]*sql.Stmt
+}
+
+func (p preparedQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	st := p.hot[query]
+	if st != nil && p.tx != nil {
+		// The transaction's own handle on the statement, closed with it.
+		return p.tx.StmtContext(ctx, st)
+	}
+	return st
+}
+
+func (p preparedQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	if p.tx != nil {
+		return p.tx.ExecContext(ctx, query, args...)
+	}
+	return p.db.ExecContext(ctx, query, args...)
+}
+
+func (p preparedQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	if p.tx != nil {
+		return p.tx.QueryRowContext(ctx, query, args...)
+	}
+	return p.db.QueryRowContext(ctx, query, args...)
 }
 
 // checkSQLitePath rejects what OpenSQLite cannot honour as a file path.
@@ -199,6 +267,9 @@ func (s *SQLite) Ping(ctx context.Context) error {
 // Close closes the database; later calls fail with ErrUnavailable.
 func (s *SQLite) Close() error {
 	s.closed.Store(true)
+	for _, st := range s.hot {
+		_ = st.Close() // the handle's Close below reports what matters
+	}
 	if err := errors.Join(s.write.Close(), s.read.Close()); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -345,6 +416,25 @@ const bumpTokenVersion = `token_version = token_version + 1, token_version_at = 
 // UpsertWeChatUser finds the user by (AppID, OpenID) or creates it. The
 // lookup and the write share one write transaction, which other connections
 // and processes wait for, so concurrent first logins create one user.
+// The statements of a WeChat login.
+const (
+	selectWeChatUserSQL = `SELECT id FROM users WHERE appid = ? AND openid = ?`
+	insertWeChatUserSQL = `INSERT INTO users
+		(appid, openid, unionid, nickname, avatar_url, gender, roles, session_key, created_at, updated_at, last_login_at)
+		VALUES (?, ?, ?, COALESCE(?, ''), COALESCE(?, ''), COALESCE(?, 0), ?, ?, ?, ?, ?)
+		RETURNING ` + userColumns
+	updateWeChatUserSQL = `UPDATE users SET
+			session_key = ?,
+			unionid = COALESCE(?, unionid),
+			nickname = COALESCE(?, nickname),
+			avatar_url = COALESCE(?, avatar_url),
+			gender = COALESCE(?, gender),
+			last_login_at = ?,
+			updated_at = ?
+		WHERE id = ?
+		RETURNING ` + userColumns
+)
+
 func (s *SQLite) UpsertWeChatUser(ctx context.Context, in WeChatLogin) (User, bool, error) {
 	if in.AppID == "" || in.OpenID == "" {
 		return User{}, false, errors.New("store: upsert wechat user: appid and openid are required")
@@ -363,31 +453,20 @@ func (s *SQLite) UpsertWeChatUser(ctx context.Context, in WeChatLogin) (User, bo
 		created bool
 	)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		q := s.writer(tx)
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE appid = ? AND openid = ?`, in.AppID, in.OpenID).Scan(&id)
+		err := q.QueryRowContext(ctx, selectWeChatUserSQL, in.AppID, in.OpenID).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			created = true
-			u, err = scanUser(tx.QueryRowContext(ctx, `INSERT INTO users
-				(appid, openid, unionid, nickname, avatar_url, gender, roles, session_key, created_at, updated_at, last_login_at)
-				VALUES (?, ?, ?, COALESCE(?, ''), COALESCE(?, ''), COALESCE(?, 0), ?, ?, ?, ?, ?)
-				RETURNING `+userColumns,
+			u, err = scanUser(q.QueryRowContext(ctx, insertWeChatUserSQL,
 				in.AppID, in.OpenID, nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
 				roles, nullBytes(in.SessionKey), now, now, now))
 			return err
 		case err != nil:
 			return err
 		}
-		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET
-				session_key = ?,
-				unionid = COALESCE(?, unionid),
-				nickname = COALESCE(?, nickname),
-				avatar_url = COALESCE(?, avatar_url),
-				gender = COALESCE(?, gender),
-				last_login_at = ?,
-				updated_at = ?
-			WHERE id = ?
-			RETURNING `+userColumns,
+		u, err = scanUser(q.QueryRowContext(ctx, updateWeChatUserSQL,
 			nullBytes(in.SessionKey), nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
 			now, now, id))
 		return err

@@ -47,7 +47,7 @@ func (s *SQLite) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
 	if t.FamilyID == "" {
 		return errors.New("store: create refresh token: token has no family")
 	}
-	if err := insertRefreshToken(ctx, s.write, t); err != nil {
+	if err := insertRefreshToken(ctx, s.writer(nil), t); err != nil {
 		return s.wrap("create refresh token", err)
 	}
 	return nil
@@ -80,7 +80,7 @@ func (s *SQLite) RotateRefreshToken(ctx context.Context, old []byte, next Refres
 		if err := inheritFamily(&next, prev); err != nil {
 			return err
 		}
-		return insertRefreshToken(ctx, tx, next)
+		return insertRefreshToken(ctx, s.writer(tx), next)
 	})
 	if err != nil {
 		return RefreshToken{}, s.wrap(op, err)
@@ -279,8 +279,10 @@ func checkRefreshToken(t RefreshToken) error {
 	return nil
 }
 
+const insertRefreshTokenSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES (?, ?, ?, ?, ?, NULL, NULL)`
+
 func insertRefreshToken(ctx context.Context, q querier, t RefreshToken) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`) VALUES (?, ?, ?, ?, ?, NULL, NULL)`,
+	_, err := q.ExecContext(ctx, insertRefreshTokenSQL,
 		t.Hash, t.FamilyID, t.UserID, t.IssuedAt.UnixMicro(), t.ExpiresAt.UnixMicro())
 	return err
 }
