@@ -125,12 +125,20 @@ func (p *Pool) indexOf(t *Target) int {
 // connect is retried on the other targets: it never reached any upstream, so
 // the retry cannot duplicate work.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	return p.roundTrip(req, p.Timeout)
+	// A shallow copy with its own URL, which roundTrip points at targets;
+	// the header and body are read, not changed.
+	out := *req
+	u := *req.URL
+	out.URL = &u
+	return p.roundTrip(&out, p.Timeout)
 }
 
+// roundTrip is RoundTrip for a request the pipeline owns: each attempt
+// points req.URL at the chosen target, in place.
 func (p *Pool) roundTrip(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	var tried uint64
 	retriable := req.Body == nil || req.Body == http.NoBody
+	path := req.URL.Path // before any target's base path is put in front
 	var lastErr error
 	for attempt := 0; attempt < len(p.Targets); attempt++ {
 		t := p.pick(p.now(), tried)
@@ -140,7 +148,11 @@ func (p *Pool) roundTrip(req *http.Request, timeout time.Duration) (*http.Respon
 		if i := p.indexOf(t); i < 64 {
 			tried |= 1 << i
 		}
-		resp, err := p.send(req, t, timeout)
+		req.URL.Scheme, req.URL.Host = t.URL.Scheme, t.URL.Host
+		if t.URL.Path != "" {
+			req.URL.Path, req.URL.RawPath = t.URL.Path+path, ""
+		}
+		resp, err := p.send(req, timeout)
 		if err == nil {
 			return resp, nil
 		}
@@ -159,26 +171,11 @@ func (p *Pool) roundTrip(req *http.Request, timeout time.Duration) (*http.Respon
 	return nil, lastErr
 }
 
-func (p *Pool) send(req *http.Request, t *Target, timeout time.Duration) (*http.Response, error) {
-	out := req
-	if req.URL.Host != t.URL.Host || req.URL.Scheme != t.URL.Scheme || t.URL.Path != "" {
-		// A shallow copy: the transport reads the header and body but
-		// changes neither, and each retry starts from req again.
-		u := *req.URL
-		u.Scheme = t.URL.Scheme
-		u.Host = t.URL.Host
-		if t.URL.Path != "" {
-			u.Path = t.URL.Path + req.URL.Path
-			u.RawPath = ""
-		}
-		r := *req
-		r.URL = &u
-		out = &r
-	}
+func (p *Pool) send(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	if tr, ok := p.transport.(*Transport); ok {
-		return tr.roundTrip(out, timeout)
+		return tr.roundTrip(req, timeout)
 	}
-	return roundTripTimeout(p.transport, out, timeout)
+	return roundTripTimeout(p.transport, req, timeout)
 }
 
 // roundTripTimeout sends req through rt; a positive timeout bounds the wait
