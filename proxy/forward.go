@@ -28,12 +28,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	hdr := r.Header
 	trailers := acceptsTrailers(hdr["Te"])
+	h.readForwarded(r, x)
 	removeHopByHop(hdr)
 	if trailers {
 		// Upstreams that care learn that trailers reach the client.
 		hdr["Te"] = []string{"trailers"}
 	}
-	h.rewriteHeader(r, hdr, x)
+	h.rewriteHeader(hdr, x)
 	if _, ok := hdr["User-Agent"]; !ok {
 		// Without one, Go would send its own.
 		hdr["User-Agent"] = x.value(valUserAgent, "")

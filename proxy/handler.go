@@ -309,7 +309,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.RawQuery = pr.In.URL.RawQuery
 	out.Host = ""
 	stripIdentity(out.Header, x.rt.strip)
-	h.rewriteHeader(pr.In, out.Header, x)
+	h.readForwarded(pr.In, x)
+	h.rewriteHeader(out.Header, x)
 	if out.Body != nil && out.Body != http.NoBody {
 		out.Body = &bodyReader{ReadCloser: out.Body, x: x}
 	}
@@ -318,9 +319,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 // rewriteHeader turns hdr, the inbound request's headers with the
 // hop-by-hop ones removed, into the upstream's: no method or URL
 // overrides, no Authorization unless the upstream wants it, frontdoor's
-// identity headers, the request id and X-Forwarded-*. hdr may be
-// in.Header itself.
-func (h *Handler) rewriteHeader(in *http.Request, hdr http.Header, x *exchange) {
+// identity headers, the request id and the X-Forwarded-* values
+// readForwarded took.
+func (h *Handler) rewriteHeader(hdr http.Header, x *exchange) {
 	// The decision was made on this request's method and path. Frameworks
 	// that let these headers replace them (Laravel, Express method-override,
 	// IIS URL Rewrite) would act on a method or path that was never checked.
@@ -338,15 +339,16 @@ func (h *Handler) rewriteHeader(in *http.Request, hdr http.Header, x *exchange) 
 		hdr[x.rt.rolesHeader] = x.value(valRoles, joinRoles(x.claims.Roles))
 	}
 	hdr["X-Request-Id"] = x.values[valRequestID : valRequestID+1 : valRequestID+1]
-	h.setForwarded(in, hdr, x)
+	h.setForwarded(hdr, x)
 }
 
-// setForwarded writes X-Forwarded-For/Host/Proto. Values sent by the client
-// are kept only when it is a trusted proxy; otherwise they are replaced, and
-// the RFC 7239 Forwarded header (which frontdoor does not write) is dropped.
-// Each inbound value is read before hdr's is written, so hdr may be
-// in.Header.
-func (h *Handler) setForwarded(in *http.Request, hdr http.Header, x *exchange) {
+// readForwarded computes X-Forwarded-For/Host/Proto from the inbound
+// request into x.values. Values sent by the client are kept only when it is
+// a trusted proxy. It reads in.Header as received, so forward, which
+// rewrites that map in place, calls it before removing the hop-by-hop
+// headers: a trusted proxy naming X-Forwarded-For in Connection means
+// "consume it", not "forget the client".
+func (h *Handler) readForwarded(in *http.Request, x *exchange) {
 	trusted := h.clientIP.Trusted(x.peer)
 	ip := x.peerText
 	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
@@ -364,13 +366,23 @@ func (h *Handler) setForwarded(in *http.Request, hdr http.Header, x *exchange) {
 		if fh := in.Header.Get("X-Forwarded-Host"); fh != "" {
 			host = fh
 		}
-	} else {
-		delete(hdr, "Forwarded")
+	}
+	x.values[valForwardedFor] = ip
+	x.values[valForwardedHost] = host
+	x.values[valForwardedProto] = proto
+}
+
+// setForwarded writes the X-Forwarded-For/Host/Proto values readForwarded
+// took. The RFC 7239 Forwarded header is dropped, since frontdoor does not
+// add its own hop to it, and so is X-Real-IP unless a trusted proxy sent it.
+func (h *Handler) setForwarded(hdr http.Header, x *exchange) {
+	delete(hdr, "Forwarded")
+	if !h.clientIP.Trusted(x.peer) {
 		delete(hdr, "X-Real-Ip")
 	}
-	hdr["X-Forwarded-For"] = x.value(valForwardedFor, ip)
-	hdr["X-Forwarded-Host"] = x.value(valForwardedHost, host)
-	hdr["X-Forwarded-Proto"] = x.value(valForwardedProto, proto)
+	hdr["X-Forwarded-For"] = x.values[valForwardedFor : valForwardedFor+1 : valForwardedFor+1]
+	hdr["X-Forwarded-Host"] = x.values[valForwardedHost : valForwardedHost+1 : valForwardedHost+1]
+	hdr["X-Forwarded-Proto"] = x.values[valForwardedProto : valForwardedProto+1 : valForwardedProto+1]
 }
 
 // restrictUpgrade lets only WebSocket upgrades through. Any other (h2c
