@@ -51,6 +51,8 @@ type Transport struct {
 
 	mu   sync.Mutex
 	idle map[string][]*upstreamConn // per address, most recently used last
+	// writers are the request write buffers, borrowed per request.
+	writers sync.Pool
 }
 
 // NewTransport returns the Transport shared by all pools: many idle
@@ -173,10 +175,16 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	}
 
 	c.received = 0
-	if err := req.Write(c.bw); err != nil {
-		return fail(err)
+	// The write buffer is needed only while a request is written, so
+	// connections share a pool of them rather than holding one each.
+	bw := t.writer(c.nc)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := c.bw.Flush(); err != nil {
+	bw.Reset(nil)
+	t.writers.Put(bw)
+	if err != nil {
 		return fail(err)
 	}
 	c.headerLimit = t.MaxResponseHeaderBytes
@@ -281,8 +289,15 @@ func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time
 	}
 	c := &upstreamConn{nc: nc, addr: addr, headerLimit: -1}
 	c.br = bufio.NewReader(c)
-	c.bw = bufio.NewWriter(nc)
 	return c, nil
+}
+
+func (t *Transport) writer(w io.Writer) *bufio.Writer {
+	if bw, ok := t.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriter(w)
 }
 
 func (t *Transport) popIdle(addr string) *upstreamConn {
@@ -331,7 +346,6 @@ type upstreamConn struct {
 	nc        net.Conn
 	addr      string
 	br        *bufio.Reader
-	bw        *bufio.Writer
 	idleSince time.Time
 	reused    bool
 	// received counts bytes read since the request was written.
