@@ -91,7 +91,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	w.WriteHeader(res.StatusCode)
 
 	flush := res.ContentLength == -1 || isEventStream(res.Header.Get("Content-Type"))
-	if err := h.copyBody(ctx, w, res.Body, flush, x); err != nil {
+	pool := h.buffers
+	if res.ContentLength >= 0 && res.ContentLength <= smallBody {
+		pool = h.smallBuffers
+	}
+	if err := h.copyBody(ctx, w, res.Body, pool, flush, x); err != nil {
 		res.Body.Close()
 		// The status line is gone; breaking the connection is the only way
 		// to tell the client the response is incomplete.
@@ -118,9 +122,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 // copyBody streams the response body to the client, flushing after each
 // write when flush is set.
-func (h *Handler) copyBody(ctx context.Context, w http.ResponseWriter, body io.Reader, flush bool, x *exchange) error {
-	buf := h.buffers.Get()
-	defer h.buffers.Put(buf)
+func (h *Handler) copyBody(ctx context.Context, w http.ResponseWriter, body io.Reader, pool *bufferPool, flush bool, x *exchange) error {
+	bp := pool.get()
+	defer pool.put(bp)
+	buf := *bp
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {

@@ -62,8 +62,11 @@ type Handler struct {
 	log      *zap.Logger
 	metrics  *Metrics
 	// rp proxies WebSocket upgrades; forward handles everything else.
-	rp      *httputil.ReverseProxy
-	buffers *bufferPool
+	rp *httputil.ReverseProxy
+	// buffers and smallBuffers hold the response copy buffers: 32 KiB for
+	// large or streamed bodies, 4 KiB for the small ones most APIs send,
+	// which with many requests in flight is most of the memory they use.
+	buffers, smallBuffers *bufferPool
 }
 
 // New builds a Handler.
@@ -72,12 +75,13 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("proxy: Runtime and Verifier are required")
 	}
 	h := &Handler{
-		verifier: opts.Verifier,
-		local:    opts.Local,
-		clientIP: opts.ClientIP,
-		log:      opts.Logger,
-		metrics:  opts.Metrics,
-		buffers:  newBufferPool(),
+		verifier:     opts.Verifier,
+		local:        opts.Local,
+		clientIP:     opts.ClientIP,
+		log:          opts.Logger,
+		metrics:      opts.Metrics,
+		buffers:      newBufferPool(32 << 10),
+		smallBuffers: newBufferPool(smallBody),
 	}
 	if h.clientIP == nil {
 		h.clientIP = &clientip.Resolver{}
@@ -535,14 +539,29 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// bufferPool recycles the 32 KiB copy buffers of response streaming.
-type bufferPool struct{ p sync.Pool }
+// smallBody is the largest response body copied with a small buffer.
+const smallBody = 4 << 10
 
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+// bufferPool recycles copy buffers of one size.
+type bufferPool struct {
+	size int
+	p    sync.Pool
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func newBufferPool(size int) *bufferPool { return &bufferPool{size: size} }
+
+func (b *bufferPool) get() *[]byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return buf
+	}
+	buf := make([]byte, b.size)
+	return &buf
+}
+
+func (b *bufferPool) put(buf *[]byte) { b.p.Put(buf) }
+
+// Get and Put make it ReverseProxy's BufferPool, for WebSocket handshakes.
+func (b *bufferPool) Get() []byte  { return *b.get() }
 func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
 
 // zapWriter sends ReverseProxy's own log lines (rare: a response copy
