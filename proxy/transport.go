@@ -51,6 +51,8 @@ type Transport struct {
 
 	mu   sync.Mutex
 	idle map[string][]*upstreamConn // per address, most recently used last
+	// swept is when sweepLocked last ran.
+	swept time.Time
 	// writers are the request write buffers, borrowed per request.
 	writers sync.Pool
 }
@@ -334,10 +336,45 @@ func (t *Transport) putIdle(c *upstreamConn) {
 		conns = append(conns[:0], conns[1:]...)
 	}
 	t.idle[c.addr] = append(conns, c)
+	// Now and then every address is swept too, so that connections to an
+	// upstream that gets no more traffic (removed by a reload, say) are
+	// closed rather than held open until the process exits.
+	var swept []*upstreamConn
+	if c.idleSince.Sub(t.swept) >= t.IdleTimeout/4 {
+		t.swept = c.idleSince
+		swept = t.sweepLocked(c.idleSince)
+	}
 	t.mu.Unlock()
 	if expired != nil {
 		expired.close()
 	}
+	for _, e := range swept {
+		e.close()
+	}
+}
+
+// sweepLocked removes and returns the idle connections that have expired at
+// now. Each address's stack is ordered oldest first.
+func (t *Transport) sweepLocked(now time.Time) []*upstreamConn {
+	var expired []*upstreamConn
+	for addr, conns := range t.idle {
+		n := 0
+		for n < len(conns) && now.Sub(conns[n].idleSince) >= t.IdleTimeout {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		expired = append(expired, conns[:n]...)
+		if n == len(conns) {
+			delete(t.idle, addr)
+			continue
+		}
+		rest := copy(conns, conns[n:])
+		clear(conns[rest:])
+		t.idle[addr] = conns[:rest]
+	}
+	return expired
 }
 
 // upstreamConn is one keep-alive connection of the direct client. Reads go

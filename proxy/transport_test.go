@@ -1151,6 +1151,26 @@ func TestTransportIdleTimeout(t *testing.T) {
 			t.Errorf("upstream saw %d connections, want 2", n)
 		}
 	})
+	t.Run("idle connections to an upstream with no more traffic are closed", func(t *testing.T) {
+		ok := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
+		gone := newCountingServer(t, false, ok) // as if removed by a reload
+		busy := newCountingServer(t, false, ok)
+		tr := newTestTransport(t)
+		tr.IdleTimeout = 100 * time.Millisecond
+		get(t, tr, gone.URL)
+		// Only the other upstream is used from now on; its returned
+		// connections let the transport sweep the forgotten one.
+		waitFor(t, "the forgotten upstream's connection to be closed", func() bool {
+			get(t, tr, busy.URL)
+			return gone.closed.Load() == 1
+		})
+		if n := busy.closed.Load(); n != 0 {
+			t.Errorf("the busy upstream's connection was closed %d times", n)
+		}
+		if n := idleConns(tr); n != 1 {
+			t.Errorf("%d idle connections, want the busy upstream's 1", n)
+		}
+	})
 }
 
 // ---------------------------------------------------------------------------
