@@ -180,7 +180,7 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	// The write buffer is needed only while a request is written, so
 	// connections share a pool of them rather than holding one each.
 	bw := t.writer(c.nc)
-	err := req.Write(bw)
+	err := writeRequest(bw, req)
 	if err == nil {
 		err = bw.Flush()
 	}
