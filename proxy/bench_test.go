@@ -200,7 +200,7 @@ func BenchmarkPipelineParallel(b *testing.B) {
 // pipelineAllocBudget is the most heap allocations one authenticated,
 // proxied request may cost in process (BenchmarkPipeline, log=json), as
 // README states.
-const pipelineAllocBudget = 22
+const pipelineAllocBudget = 20
 
 // TestPipelineAllocBudget holds the hot path to its allocation budget. It
 // counts allocations, not time, so machine load cannot make it flaky.

@@ -898,3 +898,22 @@ func TestForwardLogRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestFoldsToMatchesIdentityKey: the allocation-free comparison used on
+// every request agrees with identityKey.
+func TestFoldsToMatchesIdentityKey(t *testing.T) {
+	folded := []string{"x-user-id", "x-user-roles"}
+	names := []string{
+		"X-User-Id", "x-user-id", "X_USER_ID", "x.user.id", "X-User_Id", "X-User-Idx", "X-User-I",
+		"X-User-Roles", "x_user_roles", "Content-Type", "X-Real-Ip", "Y-User-Id", "X-User-İd",
+		"X-User-\u212Aey", "", "-", "X-User-Id ",
+	}
+	for _, name := range names {
+		for _, f := range folded {
+			want := len(name) == len(f) && identityKey(name) == f
+			if got := foldsTo(name, f); got != want {
+				t.Errorf("foldsTo(%q, %q) = %v, identityKey says %v", name, f, got, want)
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -484,14 +485,36 @@ func hasSegmentPrefix(path, prefix string) bool {
 // stripIdentity deletes every header whose folded name is one of strip.
 func stripIdentity(h http.Header, strip [2]string) {
 	for k := range h {
-		if len(k) != len(strip[0]) && len(k) != len(strip[1]) {
-			continue
-		}
-		f := identityKey(k)
-		if f == strip[0] || f == strip[1] {
+		if foldsTo(k, strip[0]) || foldsTo(k, strip[1]) {
 			delete(h, k)
 		}
 	}
+}
+
+// foldsTo reports whether identityKey(name) == folded, without building
+// the folded name: every request has headers of the identity headers'
+// lengths (Content-Type is as long as X-User-Roles).
+func foldsTo(name, folded string) bool {
+	if len(name) != len(folded) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			// Unicode case folding can change lengths; net/http refuses
+			// such names anyway.
+			return identityKey(name) == folded
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_' || c == '.':
+			c = '-'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // requestID keeps a client's X-Request-Id when it is sane (1–128 characters
