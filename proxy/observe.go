@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,28 @@ type Metrics struct {
 	// codes holds the decimal form of every status code, so that labelling
 	// a request does not format one.
 	codes [600]string
+	// counters (requestLabels → prometheus.Counter) and durations (route →
+	// prometheus.Observer) remember the series already resolved: looking
+	// one up by its label values hashes and compares them under a lock,
+	// twice per request. Both are bounded like the series themselves.
+	counters, durations sync.Map
+}
+
+type requestLabels struct{ route, method, code string }
+
+// observe counts one finished request and its duration.
+func (m *Metrics) observe(route, method string, status int, d time.Duration) {
+	key := requestLabels{route, methodLabel(method), m.codeLabel(status)}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(key, m.requests.WithLabelValues(key.route, key.method, key.code))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.durations.Load(route)
+	if !ok {
+		o, _ = m.durations.LoadOrStore(route, m.duration.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func (m *Metrics) codeLabel(code int) string {
@@ -81,8 +104,7 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 		route = x.route.Name
 	}
 	if h.metrics != nil {
-		h.metrics.requests.WithLabelValues(route, methodLabel(r.Method), h.metrics.codeLabel(status)).Inc()
-		h.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+		h.metrics.observe(route, r.Method, status, d)
 	}
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
 		userID := ""
