@@ -212,8 +212,14 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 		break
 	}
 	c.headerLimit = -1
-	if err := c.nc.SetDeadline(time.Time{}); err != nil {
-		return fail(err)
+	// The body streams without a deadline; but one that is absent or
+	// already wholly in the read buffer never touches the connection, and
+	// the next exchange sets a deadline of its own.
+	buffered := resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(c.br.Buffered()) >= resp.ContentLength
+	if !buffered {
+		if err := c.nc.SetDeadline(time.Time{}); err != nil {
+			return fail(err)
+		}
 	}
 	// The context may have ended between the header read and clearing the
 	// deadline, in which case its callback's deadline was just undone.
