@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,7 +36,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	uri := req.URL.RequestURI()
 	if hasCTL(uri) {
 		closeBody(req)
-		return fmt.Errorf("net/http: can't write control character in Request.URL")
+		return errors.New("proxy: control character in the request URL")
 	}
 
 	bw.WriteString(method)
@@ -71,7 +72,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		}
 		if !validFieldName(k) {
 			closeBody(req)
-			return fmt.Errorf("net/http: invalid header field name %q", k)
+			return fmt.Errorf("proxy: invalid header field name %q", k)
 		}
 		for _, v := range vv {
 			writeField(bw, k, v)
@@ -90,7 +91,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		return err
 	}
 	if n != req.ContentLength {
-		return fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)
+		return fmt.Errorf("proxy: ContentLength=%d with Body length %d", req.ContentLength, n)
 	}
 	return nil
 }
