@@ -55,6 +55,8 @@ type Transport struct {
 	swept time.Time
 	// writers are the request write buffers, borrowed per request.
 	writers sync.Pool
+	// addrs maps port-less target hosts to host:80.
+	addrs sync.Map
 }
 
 // NewTransport returns the Transport shared by all pools: many idle
@@ -115,7 +117,7 @@ func (t *Transport) roundTrip(req *http.Request, timeout time.Duration) (*http.R
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	}
-	addr := hostPort(req.URL.Host)
+	addr := t.addr(req.URL.Host)
 	for {
 		c, err := t.getConn(req.Context(), addr, deadline)
 		if err != nil {
@@ -473,6 +475,20 @@ var aLongTimeAgo = time.Unix(1, 0)
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// addr is hostPort(host), remembered: upstream URLs without a port
+// (a Kubernetes service name, say) would otherwise cost a string per
+// request. The hosts are the configured targets, so the map stays small.
+func (t *Transport) addr(host string) string {
+	if a, ok := t.addrs.Load(host); ok {
+		return a.(string)
+	}
+	a := hostPort(host)
+	if a != host {
+		t.addrs.Store(host, a)
+	}
+	return a
 }
 
 // hostPort adds the default HTTP port to a URL host that has none.
