@@ -23,7 +23,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	ctx := r.Context()
 	// The access log's client address reads the inbound X-Forwarded-For,
 	// which is about to be rewritten.
-	if h.clientIP.Trusted(x.peer) {
+	if x.trusted {
 		x.remote = h.clientIP.Resolve(x.peer, r.Header).String()
 	}
 	hdr := r.Header

@@ -126,6 +126,8 @@ type exchange struct {
 	// text form.
 	peer     netip.Addr
 	peerText string
+	// trusted: the peer is one of server.trusted_proxies.
+	trusted bool
 	// remote is the client address a trusted proxy forwarded for, taken
 	// before the headers are rewritten; empty when the peer is the client.
 	remote string
@@ -166,6 +168,7 @@ type exchangeKey struct{}
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: time.Now(), requestID: requestID(r.Header.Get("X-Request-Id"))}
 	x.peer, x.peerText = peerOf(r)
+	x.trusted = h.clientIP.Trusted(x.peer)
 	x.rec.ResponseWriter = w
 	w = &x.rec
 	w.Header()["X-Request-Id"] = x.value(valRequestID, x.requestID)
@@ -354,7 +357,7 @@ func (h *Handler) rewriteHeader(hdr http.Header, x *exchange) {
 // headers: a trusted proxy naming X-Forwarded-For in Connection means
 // "consume it", not "forget the client".
 func (h *Handler) readForwarded(in *http.Request, x *exchange) {
-	trusted := h.clientIP.Trusted(x.peer)
+	trusted := x.trusted
 	ip := x.peerText
 	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
@@ -382,7 +385,7 @@ func (h *Handler) readForwarded(in *http.Request, x *exchange) {
 // add its own hop to it, and so is X-Real-IP unless a trusted proxy sent it.
 func (h *Handler) setForwarded(hdr http.Header, x *exchange) {
 	delete(hdr, "Forwarded")
-	if !h.clientIP.Trusted(x.peer) {
+	if !x.trusted {
 		delete(hdr, "X-Real-Ip")
 	}
 	hdr["X-Forwarded-For"] = x.values[valForwardedFor : valForwardedFor+1 : valForwardedFor+1]

@@ -140,7 +140,7 @@ func (h *Handler) remote(r *http.Request, x *exchange) string {
 	if x.remote != "" {
 		return x.remote
 	}
-	if !h.clientIP.Trusted(x.peer) {
+	if !x.trusted {
 		return x.peerText
 	}
 	return h.clientIP.Resolve(x.peer, r.Header).String()
