@@ -83,11 +83,11 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	s := &SQLite{read: read, write: write}
 	// The writer connects first: it may have to turn a new file into a WAL
 	// database, which a query_only reader could not do.
-	err = write.PingContext(ctx)
+	err = connect(ctx, write)
 	if err != nil {
 		err = s.wrap("open sqlite", err)
 	} else if err = s.migrate(ctx, ms); err == nil {
-		if err = read.PingContext(ctx); err != nil {
+		if err = connect(ctx, read); err != nil {
 			err = s.wrap("open sqlite", err)
 		}
 	}
@@ -161,6 +161,28 @@ func (p preparedQuerier) QueryRowContext(ctx context.Context, query string, args
 		return p.tx.QueryRowContext(ctx, query, args...)
 	}
 	return p.db.QueryRowContext(ctx, query, args...)
+}
+
+// connect opens db's first connection. The driver applies the DSN's
+// pragmas as it connects, and switching a brand-new file to WAL while
+// another process does the same can fail with SQLITE_BUSY without SQLite
+// consulting busy_timeout (about 5% of four simultaneous opens of one new
+// file did), so a busy connection attempt is repeated for up to
+// BusyTimeout, as a busy statement would wait.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // checkSQLitePath rejects what OpenSQLite cannot honour as a file path.
