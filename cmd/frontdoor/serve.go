@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"frontdoor/internal/h1"
 	"frontdoor/internal/logsink"
 	"frontdoor/login"
 	"frontdoor/login/session"
@@ -264,12 +265,21 @@ func serve(ctx context.Context, e env, cfg *config, transport *proxy.Transport, 
 		return fmt.Errorf("listen %s: %w", srvCfg.AdminListen, err)
 	}
 	errLog := zap.NewStdLog(logger.With(zap.String("component", "http")))
-	mainSrv := &http.Server{
+	// The main listener's ordinary requests are parsed by h1; it hands any
+	// connection whose next request is out of the ordinary to net/http.
+	mainSrv := &h1.Server{
 		Handler:           s.proxy,
 		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout,
 		IdleTimeout:       srvCfg.IdleTimeout,
 		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
 		ErrorLog:          errLog,
+		Fallback: &http.Server{
+			Handler:           s.proxy,
+			ReadHeaderTimeout: srvCfg.ReadHeaderTimeout,
+			IdleTimeout:       srvCfg.IdleTimeout,
+			MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
+			ErrorLog:          errLog,
+		},
 	}
 	adminSrv := &http.Server{
 		Handler:           s.adminHandler(),
