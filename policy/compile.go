@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"frontdoor/internal/httphead"
 )
 
 // Compile validates cfg and builds the Policy. On failure it returns every
@@ -181,7 +183,7 @@ func (c *compiler) checkRoutes() {
 		methodsOK := true
 		for k, m := range spec.Methods {
 			path := fmt.Sprintf("%s.methods[%d]", base, k)
-			if !isToken(m) {
+			if !httphead.IsToken(m) {
 				c.errorf(path, "invalid method %q", m)
 				methodsOK = false
 				continue
@@ -319,7 +321,7 @@ func (c *compiler) checkTests() {
 		switch {
 		case spec.Method == "":
 			c.errorf(base+".method", "method is required")
-		case !isToken(spec.Method):
+		case !httphead.IsToken(spec.Method):
 			c.errorf(base+".method", "invalid method %q", spec.Method)
 		default:
 			t.Method = strings.ToUpper(spec.Method)

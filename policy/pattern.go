@@ -167,23 +167,6 @@ func isParamName(s string) bool {
 	return true
 }
 
-// isToken reports whether s is an RFC 9110 token, the syntax of a method.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // nextSegment splits the first segment off a path without its leading "/".
 // A trailing "/" leaves an empty remainder, which is why "/a/" matches like "/a".
 func nextSegment(rest string) (seg, after string) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"frontdoor/internal/httphead"
 )
 
 // writeRequest writes req in HTTP/1.1 wire format the way Request.Write
@@ -70,7 +72,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue // written above from the request's fields, or not at all
 		}
-		if !validFieldName(k) {
+		if !httphead.IsToken(k) {
 			closeBody(req)
 			return fmt.Errorf("proxy: invalid header field name %q", k)
 		}
@@ -130,21 +132,4 @@ func hasCTL(s string) bool {
 		}
 	}
 	return false
-}
-
-// validFieldName reports whether name is an RFC 9110 token.
-func validFieldName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"frontdoor/internal/httphead"
 )
 
 // bufferBeforeChunking is how much body a response holds back to learn
@@ -77,10 +79,8 @@ func (w *response) WriteHeader(code int) {
 		case k == "Transfer-Encoding" || k == "Date" && len(vv) == 0:
 			continue
 		case k == "Connection":
-			for _, v := range vv {
-				if hasCloseToken(v) {
-					w.closeAfter = true
-				}
+			if httphead.HasToken(vv, "close") {
+				w.closeAfter = true
 			}
 			continue
 		case k == "Content-Type" || k == "Content-Encoding" && len(vv) > 0 && vv[0] != "":
@@ -112,7 +112,7 @@ func (w *response) WriteHeader(code int) {
 // makes them: an invalid name is skipped, CR and LF in a value become
 // spaces, and surrounding whitespace is trimmed.
 func appendField(b []byte, k string, vv []string) []byte {
-	if !isToken([]byte(k)) {
+	if !httphead.IsToken(k) {
 		return b
 	}
 	for _, v := range vv {

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"frontdoor/internal/httphead"
 )
 
 // Server serves HTTP/1.1 on plain TCP listeners.
@@ -358,7 +360,7 @@ func (c *conn) readHead(first bool) (head, error) {
 			c.br.Discard(i)
 			return h, nil
 		}
-		if hasBareLF(buf) || len(buf) >= limit {
+		if httphead.HasBareLF(buf) || len(buf) >= limit {
 			return head{}, errHandOff
 		}
 		scanned = max(len(buf)-3, 0)
@@ -383,17 +385,6 @@ func indexHeadEnd(buf []byte, from int) int {
 	return -1
 }
 
-// hasBareLF reports whether a line in buf ends in LF alone, which net/http
-// accepts and this server leaves to it.
-func hasBareLF(buf []byte) bool {
-	for i, x := range buf {
-		if x == '\n' && (i == 0 || buf[i-1] != '\r') {
-			return true
-		}
-	}
-	return false
-}
-
 // handOff gives the connection, with the bytes read ahead, to Fallback,
 // and reports whether it took it.
 func (c *conn) handOff() bool {
@@ -408,9 +399,11 @@ func (c *conn) handOff() bool {
 // stays open for another request.
 func (c *conn) serveRequest(h head) bool {
 	s := c.srv
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rq := http.Request{
+	// The request has no context of its own: nothing watches the
+	// connection while the handler runs (that is net/http's per-request
+	// goroutine), so there is nothing to cancel it with. A client that
+	// leaves is noticed when its response is written.
+	req := &http.Request{
 		Method:        h.method,
 		URL:           h.url,
 		Proto:         "HTTP/1.1",
@@ -432,9 +425,8 @@ func (c *conn) serveRequest(h head) bool {
 			c.rwc.SetReadDeadline(time.Time{})
 		}
 		body = &requestBody{br: c.br, remaining: h.contentLength}
-		rq.Body = body
+		req.Body = body
 	}
-	req := rq.WithContext(ctx)
 	w := &response{c: c, req: req, header: make(http.Header, 4), contentLength: -1, closeAfter: h.close}
 	s.Handler.ServeHTTP(w, req)
 	w.finish()
