@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"frontdoor/internal/h1"
 	"frontdoor/login/session"
 	"frontdoor/login/store"
 	"frontdoor/login/token"
@@ -255,10 +256,16 @@ func BenchmarkProxyLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fd := httptest.NewServer(h)
+	// frontdoor's own server, as cmd/frontdoor runs it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fd := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}}
+	go fd.Serve(ln)
 	defer fd.Close()
 
-	conn, err := net.Dial("tcp", fd.Listener.Addr().String())
+	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,9 +27,10 @@ import (
 // upgrades, streamed or large request bodies, 100-continue) goes to
 // Fallback, which handles them fully.
 //
-// The request is written with Request.Write and the response parsed with
-// http.ReadResponse, the same code the standard Transport uses, so framing
-// (Content-Length, chunked, trailers, HEAD, 204/304) is handled identically.
+// The request head is written by writeRequest (checked against
+// Request.Write), and the response parsed by readResponse: the common form
+// by httphead, everything else (chunked, trailers, HEAD, 1xx, 204/304) by
+// http.ReadResponse, the code the standard Transport uses.
 type Transport struct {
 	// Fallback carries the requests the direct client does not handle.
 	Fallback *http.Transport
@@ -163,7 +164,10 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	// A client that goes away must not keep the upstream exchange alive
 	// until the timeout: its context ending interrupts any read or write
 	// on the connection.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := neverStopped
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.close()
@@ -194,7 +198,7 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	c.headerLimit = t.MaxResponseHeaderBytes
 	var resp *http.Response
 	for informational := 0; ; informational++ {
-		r, err := http.ReadResponse(c.br, req)
+		r, err := readResponse(c.br, req)
 		if err != nil {
 			if c.headerLimit == 0 {
 				err = fmt.Errorf("upstream response headers exceed %d bytes", t.MaxResponseHeaderBytes)
@@ -297,7 +301,7 @@ func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time
 		}
 		return nil, err
 	}
-	c := &upstreamConn{nc: nc, addr: addr, headerLimit: -1}
+	c := &upstreamConn{nc: nc, addr: addr, headerLimit: -1, probe: newProbe(nc)}
 	c.br = bufio.NewReader(c)
 	return c, nil
 }
@@ -389,6 +393,7 @@ func (t *Transport) sweepLocked(now time.Time) []*upstreamConn {
 // through the conn itself so that it can count them and bound the headers.
 type upstreamConn struct {
 	nc        net.Conn
+	probe     *probe
 	addr      string
 	br        *bufio.Reader
 	idleSince time.Time
@@ -420,9 +425,10 @@ var errHeaderLimit = errors.New("response header limit reached")
 func (c *upstreamConn) close() { _ = c.nc.Close() }
 
 // open reports whether an idle connection can still carry a request: the
-// upstream has neither closed it nor sent anything unasked.
+// upstream has neither closed it nor sent anything unasked (which, read as
+// the next response, would give one client another's answer).
 func (c *upstreamConn) open() bool {
-	return c.br.Buffered() == 0 && connOpen(c.nc)
+	return c.br.Buffered() == 0 && c.probe.open()
 }
 
 // directBody is the response body of the direct client. Reading it to the
@@ -468,6 +474,11 @@ func (b *directBody) finish(reuse bool) {
 	}
 	b.conn.close()
 }
+
+// neverStopped stands for context.AfterFunc's stop when the context
+// cannot end (frontdoor's server does not cancel requests): the callback
+// never ran.
+func neverStopped() bool { return true }
 
 // aLongTimeAgo is a deadline that makes pending I/O fail at once.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// connOpen cannot peek at a socket here; a connection the upstream closed
-// is found when a request fails on it, and replayable requests are retried.
-func connOpen(net.Conn) bool { return true }
+// probe cannot peek at a socket here; a connection the upstream closed is
+// found when a request fails on it, and replayable requests are retried.
+type probe struct{}
+
+func newProbe(net.Conn) *probe { return nil }
+
+func (*probe) open() bool { return true }

@@ -270,7 +270,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// canPeek reports whether connOpen can see a closed idle connection on this
+// canPeek reports whether a probe can see a closed idle connection on this
 // platform (it cannot outside unix, where it always reports open).
 func canPeek() bool {
 	switch runtime.GOOS {
@@ -291,7 +291,7 @@ func waitIdleClosedByPeer(t *testing.T, tr *Transport, addr string) {
 	}
 	waitFor(t, "the upstream's close to reach the idle connection", func() bool {
 		for _, c := range conns {
-			if connOpen(c.nc) {
+			if c.open() {
 				return false
 			}
 		}
@@ -879,7 +879,7 @@ func TestTransportConnectionCloseNotReused(t *testing.T) {
 // exactly once, whatever its method.
 func TestTransportStaleIdleConnPeek(t *testing.T) {
 	if !canPeek() {
-		t.Skip("connOpen cannot peek on " + runtime.GOOS)
+		t.Skip("probes cannot peek on " + runtime.GOOS)
 	}
 	tests := []struct {
 		method string
@@ -1096,7 +1096,7 @@ func TestTransportUnaskedDataNotReused(t *testing.T) {
 			get(t, tr, srv.url+"/1")
 			if tc.wait {
 				if !canPeek() {
-					t.Skip("connOpen cannot peek on " + runtime.GOOS)
+					t.Skip("probes cannot peek on " + runtime.GOOS)
 				}
 				close(later)
 				waitIdleClosedByPeer(t, tr, srv.addr)
