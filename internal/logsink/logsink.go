@@ -2,15 +2,17 @@
 // without a system call each and writes them out in batches from its own
 // goroutine.
 //
-// A batch is whatever accumulated while the previous write was in progress,
-// so an idle server's lines are written at once (tests and operators reading
-// the log see a request's line as soon as it is logged) and a busy one's are
-// grouped, hundreds of lines to a write, with no flush interval to tune.
+// A batch is whatever accumulated within the linger after the first line
+// and while the previous write was in progress, so an idle server's lines
+// are written within the linger (tests and operators reading the log see a
+// request's line almost as soon as it is logged) and a busy one's are
+// grouped, hundreds of lines to a write.
 package logsink
 
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // Writer batches writes to an underlying writer. It is safe for concurrent
@@ -21,6 +23,7 @@ type Writer struct {
 	// beyond it, so a stalled output slows logging callers rather than
 	// growing memory without limit.
 	maxPending int
+	linger     time.Duration
 
 	mu       sync.Mutex
 	drained  sync.Cond // signalled when pending has been taken
@@ -34,14 +37,17 @@ type Writer struct {
 	stopOnce sync.Once
 }
 
-// New starts a Writer over out. maxPending ≤ 0 means 1 MiB.
-func New(out io.Writer, maxPending int) *Writer {
+// New starts a Writer over out. maxPending ≤ 0 means 1 MiB. linger is how
+// long a line may wait for others to share its write: on a busy server
+// each wakeup of the writer then carries many lines, not a few.
+func New(out io.Writer, maxPending int, linger time.Duration) *Writer {
 	if maxPending <= 0 {
 		maxPending = 1 << 20
 	}
 	w := &Writer{
 		out:        out,
 		maxPending: maxPending,
+		linger:     linger,
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
@@ -81,6 +87,9 @@ func (w *Writer) writeNow(p []byte) (int, error) {
 func (w *Writer) run() {
 	defer close(w.done)
 	for range w.wake {
+		if w.linger > 0 {
+			time.Sleep(w.linger)
+		}
 		if !w.flush() {
 			return
 		}

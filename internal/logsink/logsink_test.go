@@ -53,7 +53,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestLinesAppearWithoutSync(t *testing.T) {
 	out := &lockedBuffer{}
-	w := New(out, 0)
+	w := New(out, 0, 0)
 	defer w.Close()
 	if _, err := w.Write([]byte("one\n")); err != nil {
 		t.Fatal(err)
@@ -63,9 +63,32 @@ func TestLinesAppearWithoutSync(t *testing.T) {
 	waitFor(t, "the second line", func() bool { return out.String() == "one\ntwo\n" })
 }
 
+func TestLingerGroupsLinesIntoOneWrite(t *testing.T) {
+	out := &lockedBuffer{}
+	// Without a linger the writer, woken by the first line, writes it alone
+	// long before the next arrives; with one far longer than the pauses,
+	// the three share a write even on a loaded machine.
+	w := New(out, 0, 500*time.Millisecond)
+	defer w.Close()
+	for _, line := range []string{"one\n", "two\n", "three\n"} {
+		w.Write([]byte(line))
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the lines", func() bool { return out.String() == "one\ntwo\nthree\n" })
+	out.mu.Lock()
+	writes := out.writes
+	out.mu.Unlock()
+	if writes != 1 {
+		t.Fatalf("%d writes to the output, want the three lines in 1", writes)
+	}
+	// An idle writer still writes a later line on its own.
+	w.Write([]byte("four\n"))
+	waitFor(t, "the fourth line", func() bool { return strings.HasSuffix(out.String(), "three\nfour\n") })
+}
+
 func TestWriteCopiesItsInput(t *testing.T) {
 	out := &lockedBuffer{gate: make(chan struct{})}
-	w := New(out, 0)
+	w := New(out, 0, 0)
 	line := []byte("first\n")
 	w.Write(line)
 	copy(line, "XXXXX\n") // zap reuses its buffers after Write returns
@@ -80,7 +103,7 @@ func TestWriteCopiesItsInput(t *testing.T) {
 
 func TestBatchesWhileOutputIsBusy(t *testing.T) {
 	out := &lockedBuffer{gate: make(chan struct{})}
-	w := New(out, 0)
+	w := New(out, 0, 0)
 	w.Write([]byte("a\n")) // taken by the goroutine, whose write now waits
 	waitFor(t, "the first batch to be taken", func() bool {
 		w.mu.Lock()
@@ -112,7 +135,7 @@ func TestBatchesWhileOutputIsBusy(t *testing.T) {
 
 func TestWriteBlocksWhenOutputStalls(t *testing.T) {
 	out := &lockedBuffer{gate: make(chan struct{})}
-	w := New(out, 64)
+	w := New(out, 64, 0)
 	w.Write([]byte("taken by the stalled write\n"))
 	waitFor(t, "the first batch to be taken", func() bool {
 		w.mu.Lock()
@@ -140,7 +163,7 @@ func TestWriteBlocksWhenOutputStalls(t *testing.T) {
 
 func TestConcurrentWritersLoseNothing(t *testing.T) {
 	out := &lockedBuffer{}
-	w := New(out, 256)
+	w := New(out, 256, 0)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -180,7 +203,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 
 func TestSyncReportsOutputErrors(t *testing.T) {
 	out := &lockedBuffer{err: errors.New("disk full")}
-	w := New(out, 0)
+	w := New(out, 0, 0)
 	defer w.Close()
 	w.Write([]byte("lost\n"))
 	if err := w.Sync(); err == nil || !strings.Contains(err.Error(), "disk full") {
@@ -193,7 +216,7 @@ func TestSyncReportsOutputErrors(t *testing.T) {
 
 func TestWriteAfterCloseGoesStraightOut(t *testing.T) {
 	out := &lockedBuffer{}
-	w := New(out, 0)
+	w := New(out, 0, 0)
 	w.Write([]byte("before\n"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
