@@ -48,9 +48,15 @@ type Options struct {
 	// ClientIP resolves the client address for X-Forwarded-For. Nil trusts
 	// no proxy.
 	ClientIP *clientip.Resolver
-	// Logger receives the access log; nil discards it.
-	Logger  *zap.Logger
-	Metrics *Metrics
+	// Logger receives the access log, unless AccessLog is set, and the
+	// pipeline's warnings; nil discards them.
+	Logger *zap.Logger
+	// AccessLog, when set, receives the access log's JSON lines directly,
+	// in the format Logger's production JSON encoder would give them: it
+	// should be the writer under Logger, so that the lines of both share
+	// one stream.
+	AccessLog io.Writer
+	Metrics   *Metrics
 }
 
 // Handler is the front door: an http.Handler running the pipeline of
@@ -61,6 +67,7 @@ type Handler struct {
 	local    http.Handler
 	clientIP *clientip.Resolver
 	log      *zap.Logger
+	access   *accessLog // nil: the access log goes through log
 	metrics  *Metrics
 	// rp proxies WebSocket upgrades; forward handles everything else.
 	rp *httputil.ReverseProxy
@@ -89,6 +96,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
+	}
+	if opts.AccessLog != nil {
+		h.access = newAccessLog(opts.AccessLog)
 	}
 	h.runtime.Store(opts.Runtime)
 	h.rp = &httputil.ReverseProxy{
@@ -138,6 +148,8 @@ type exchange struct {
 	// rec wraps the client's ResponseWriter; it lives here so that one
 	// allocation serves both.
 	rec recorder
+	// entry is the access-log line, built here to share the allocation.
+	entry accessEntry
 	// values backs the one-element header values this request sets (request
 	// id, identity, X-Forwarded-*), again to save an allocation each.
 	values [headerValues]string

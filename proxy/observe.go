@@ -106,32 +106,47 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 	if h.metrics != nil {
 		h.metrics.observe(route, r.Method, status, d)
 	}
-	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
-		userID := ""
-		if x.claims != nil {
-			userID = x.claims.Subject
-		}
-		// The query string is never logged: clients put tokens in it.
-		path := x.path
-		if path == "" {
-			path = "(refused)"
-		}
-		fields := []zap.Field{
-			zap.String("request_id", x.requestID),
-			zap.String("method", r.Method),
-			zap.String("path", path),
-			zap.String("route", route),
-			zap.Int("status", status),
-			zap.Float64("duration_ms", float64(d.Microseconds())/1000),
-			zap.Int64("bytes", rec.bytes),
-			zap.String("user_id", userID),
-			zap.String("remote", h.remote(r, x)),
-		}
-		if x.errKind != "" {
-			fields = append(fields, zap.String("error", x.errKind))
-		}
-		ce.Write(fields...)
+	if h.access == nil && !h.log.Core().Enabled(zap.InfoLevel) {
+		return
 	}
+	e := &x.entry
+	*e = accessEntry{
+		requestID:  x.requestID,
+		method:     r.Method,
+		path:       x.path,
+		route:      route,
+		status:     status,
+		durationMS: float64(d.Microseconds()) / 1000,
+		bytes:      rec.bytes,
+		remote:     h.remote(r, x),
+		errKind:    x.errKind,
+	}
+	if x.claims != nil {
+		e.userID = x.claims.Subject
+	}
+	// The query string is never logged: clients put tokens in it.
+	if e.path == "" {
+		e.path = "(refused)"
+	}
+	if h.access != nil {
+		h.access.write(time.Now(), e)
+		return
+	}
+	fields := []zap.Field{
+		zap.String("request_id", e.requestID),
+		zap.String("method", e.method),
+		zap.String("path", e.path),
+		zap.String("route", e.route),
+		zap.Int("status", e.status),
+		zap.Float64("duration_ms", e.durationMS),
+		zap.Int64("bytes", e.bytes),
+		zap.String("user_id", e.userID),
+		zap.String("remote", e.remote),
+	}
+	if e.errKind != "" {
+		fields = append(fields, zap.String("error", e.errKind))
+	}
+	h.log.Info("request", fields...)
 }
 
 // remote is the client address for the access log: the peer, or the

@@ -157,9 +157,9 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("dev config: %w", err)
 	}
-	logger, closeLog := newLogger(e.stderr)
-	defer closeLog()
-	return serve(ctx, e, cfg, transport, logger, func(mainAddr, adminAddr string) {
+	l := newLogs(e.stderr)
+	defer l.close()
+	return serve(ctx, e, cfg, transport, l, func(mainAddr, adminAddr string) {
 		p.Listen, p.AdminListen = mainAddr, adminAddr
 		_ = template.Must(template.New("walk").Parse(devWalkthrough)).Execute(e.stdout, p)
 	})
