@@ -43,10 +43,8 @@ func readCommonResponse(br *bufio.Reader, req *http.Request) (*http.Response, er
 		}
 		scanned = max(len(buf)-3, 0)
 		if _, err := br.Peek(len(buf) + 1); err != nil {
-			if len(buf) > 0 {
-				// Let ReadResponse report the truncated head its way.
-				return nil, nil
-			}
+			// The reader has handed over its error; ReadResponse, reading
+			// again, might not see it.
 			return nil, err
 		}
 	}
@@ -91,6 +89,11 @@ func readCommonResponse(br *bufio.Reader, req *http.Request) (*http.Response, er
 	if !ok {
 		return nil, nil
 	}
+	closing := httphead.HasToken(header["Connection"], "close")
+	if closing {
+		// As ReadResponse does: the close is kept in Response.Close only.
+		delete(header, "Connection")
+	}
 	br.Discard(n)
 	resp := &http.Response{
 		Status:        line[9:],
@@ -100,7 +103,7 @@ func readCommonResponse(br *bufio.Reader, req *http.Request) (*http.Response, er
 		ProtoMinor:    1,
 		Header:        header,
 		ContentLength: length,
-		Close:         httphead.HasToken(header["Connection"], "close"),
+		Close:         closing,
 		Request:       req,
 		Body:          http.NoBody,
 	}

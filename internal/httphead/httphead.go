@@ -19,7 +19,8 @@ import (
 // colon, a name over 64 bytes).
 //
 // Values and canonical names are substrings of s, so parsing allocates the
-// map and one slice of values, however many fields there are.
+// map and one slice of values however many fields there are, and more only
+// for a name that repeats.
 func ParseFields(s string) (h http.Header, ok bool) {
 	n := strings.Count(s, "\r\n") - 1
 	if n < 0 || !strings.HasSuffix(s, "\r\n\r\n") && s != "\r\n" {
@@ -170,7 +171,7 @@ func HasToken(vv []string, token string) bool {
 			} else {
 				item, v = v, ""
 			}
-			if strings.EqualFold(strings.Trim(item, " \t"), token) {
+			if asciiEqualFold(strings.Trim(item, " \t"), token) {
 				return true
 			}
 		}
@@ -188,4 +189,22 @@ func HasBareLF(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: "clo\u017fe" (a long
+// s) is not "close" on the wire.
+func asciiEqualFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
