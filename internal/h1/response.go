@@ -17,10 +17,12 @@ import (
 const bufferBeforeChunking = 2048
 
 // response is the http.ResponseWriter of a request served here. It frames
-// the response the way net/http's does: the handler's Content-Length when
-// it declares one, else Content-Length for a body that ends within
+// the response the way net/http's does (TestResponseFramingMatchesNetHTTP
+// compares them case by case): the handler's Content-Length when it
+// declares one, else Content-Length for a body that ends within
 // bufferBeforeChunking and chunked encoding beyond; no body for HEAD, 1xx,
-// 204 and 304; Date added; Content-Type sniffed when missing; trailers
+// 204 and 304, and no framing or type headers where they have none; Date
+// added; Content-Type sniffed from the first bytes when missing; trailers
 // declared in "Trailer" or set with http.TrailerPrefix sent after a chunked
 // body.
 type response struct {
@@ -35,12 +37,19 @@ type response struct {
 	chunked   bool
 	// contentLength is the declared length, -1 if none.
 	contentLength int64
-	written       int64
+	// hasLength: the handler set Content-Length, valid or not, so none is
+	// computed.
+	hasLength bool
+	written   int64
 	// hasType: the handler set Content-Type (possibly to nothing) or
 	// Content-Encoding, so no sniffing.
 	hasType bool
-	// trailers are the declared trailer names.
-	trailers []string
+	// te is the handler's Transfer-Encoding, if it set one.
+	te       string
+	hasTE    bool
+	trailers bool
+	// connection is the handler's Connection header.
+	connection []string
 	// closeAfter: the connection ends after this response.
 	closeAfter bool
 	// err is the first write error; the connection is dead after it.
@@ -65,35 +74,44 @@ func (w *response) WriteHeader(code int) {
 	c := w.c
 	c.head = c.head[:0]
 	c.pending = c.pending[:0]
+	// What net/http leaves out where there is no body.
+	noLength := !w.bodyAllowed()
+	noType := code == http.StatusNotModified
 	for k, vv := range w.header {
 		switch {
 		case k == "Content-Length":
-			if len(vv) > 0 {
-				if n, err := strconv.ParseInt(vv[0], 10, 64); err == nil && n >= 0 {
-					w.contentLength = n
-				} else {
-					w.c.srv.logf("h1: invalid Content-Length of %q", vv[0])
-				}
+			if noLength || len(vv) == 0 {
+				continue
+			}
+			w.hasLength = true
+			if n, err := strconv.ParseInt(vv[0], 10, 64); err == nil && n >= 0 {
+				w.contentLength = n
+			} else {
+				w.c.srv.logf("h1: invalid Content-Length of %q", vv[0])
 			}
 			continue
-		case k == "Transfer-Encoding" || k == "Date" && len(vv) == 0:
+		case k == "Transfer-Encoding":
+			if len(vv) > 0 && !noLength {
+				w.hasTE, w.te = true, vv[0]
+			}
 			continue
 		case k == "Connection":
+			w.connection = vv
 			if httphead.HasToken(vv, "close") {
 				w.closeAfter = true
 			}
 			continue
-		case k == "Content-Type" || k == "Content-Encoding" && len(vv) > 0 && vv[0] != "":
+		case k == "Content-Type":
+			w.hasType = true
+			if noType {
+				continue
+			}
+		case k == "Content-Encoding" && len(vv) > 0 && vv[0] != "":
 			w.hasType = true
 		case k == "Trailer":
-			for _, v := range vv {
-				for _, t := range strings.Split(v, ",") {
-					if t = strings.TrimSpace(t); t != "" {
-						w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
-					}
-				}
-			}
+			w.trailers = true
 		case strings.HasPrefix(k, http.TrailerPrefix):
+			w.trailers = true
 			continue
 		}
 		c.head = appendField(c.head, k, vv)
@@ -103,14 +121,11 @@ func (w *response) WriteHeader(code int) {
 		c.head = append(c.head, c.date.get()...)
 		c.head = append(c.head, "\r\n"...)
 	}
-	if !w.bodyAllowed() && w.status != http.StatusNotModified {
-		w.contentLength = -1
-	}
 }
 
 // appendField appends k's values as header lines, made safe as net/http
 // makes them: an invalid name is skipped, CR and LF in a value become
-// spaces, and surrounding whitespace is trimmed.
+// spaces, and surrounding spaces and tabs are trimmed.
 func appendField(b []byte, k string, vv []string) []byte {
 	if !httphead.IsToken(k) {
 		return b
@@ -118,8 +133,14 @@ func appendField(b []byte, k string, vv []string) []byte {
 	for _, v := range vv {
 		b = append(b, k...)
 		b = append(b, ": "...)
-		v = strings.TrimSpace(v)
-		for i := 0; i < len(v); i++ {
+		lo, hi := 0, len(v)
+		for lo < hi && isSpace(v[lo]) {
+			lo++
+		}
+		for hi > lo && isSpace(v[hi-1]) {
+			hi--
+		}
+		for i := lo; i < hi; i++ {
 			c := v[i]
 			if c == '\r' || c == '\n' {
 				c = ' '
@@ -131,14 +152,20 @@ func appendField(b []byte, k string, vv []string) []byte {
 	return b
 }
 
-// writeInformational sends a 1xx response at once, as net/http does.
+// isSpace is textproto's notion of space, trimmed from header values.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// writeInformational sends a 1xx response at once, as net/http does,
+// without framing headers.
 func (w *response) writeInformational(code int) {
 	if w.err != nil {
 		return
 	}
 	b := appendStatusLine(w.c.bw.AvailableBuffer(), code)
 	for k, vv := range w.header {
-		b = appendField(b, k, vv)
+		if k != "Content-Length" && k != "Transfer-Encoding" {
+			b = appendField(b, k, vv)
+		}
 	}
 	b = append(b, "\r\n"...)
 	if _, err := w.c.bw.Write(b); err != nil {
@@ -165,22 +192,26 @@ func (w *response) Write(p []byte) (int, error) {
 	if !w.bodyAllowed() {
 		return 0, http.ErrBodyNotAllowed
 	}
-	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
-		return 0, http.ErrContentLength
-	}
+	// Counted even when refused, as net/http does, so that later writes
+	// are refused too.
 	w.written += int64(len(p))
-	if w.req.Method == http.MethodHead {
-		return len(p), nil
+	if w.contentLength >= 0 && w.written > w.contentLength {
+		return 0, http.ErrContentLength
 	}
 	c := w.c
 	if !w.committed {
-		if w.contentLength < 0 && len(c.pending)+len(p) <= bufferBeforeChunking {
+		// The first bytes are held back, to sniff the type from and, if
+		// the handler finishes within them, to measure.
+		if len(c.pending)+len(p) <= bufferBeforeChunking {
 			c.pending = append(c.pending, p...)
 			return len(p), nil
 		}
 		if !w.commit(false, p) {
 			return 0, w.err
 		}
+	}
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
 	}
 	return w.writeBody(p)
 }
@@ -215,37 +246,38 @@ func (w *response) writeBody(p []byte) (int, error) {
 func (w *response) commit(done bool, next []byte) bool {
 	w.committed = true
 	c := w.c
+	isHead := w.req.Method == http.MethodHead
 	b := appendStatusLine(c.bw.AvailableBuffer(), w.status)
 	b = append(b, c.head...)
 	bodyAllowed := w.bodyAllowed()
-	if !w.hasType && bodyAllowed && w.written > 0 {
-		sniff := c.pending
-		if len(sniff) == 0 {
-			sniff = next
-		}
+	if bodyAllowed && !w.hasType && !w.hasTE && (len(c.pending) > 0 || len(next) > 0) {
 		b = append(b, "Content-Type: "...)
-		b = append(b, http.DetectContentType(sniff)...)
+		b = append(b, sniff(c.pending, next)...)
 		b = append(b, "\r\n"...)
 	}
 	switch {
+	case !bodyAllowed:
 	case w.contentLength >= 0:
 		b = appendLength(b, w.contentLength)
-	case !bodyAllowed:
-	case done && len(w.trailers) == 0 && (w.req.Method != http.MethodHead || w.written > 0):
+	case done && !w.trailers && !w.hasTE && !w.hasLength && (!isHead || w.written > 0):
 		w.contentLength = int64(len(c.pending))
-		if w.req.Method == http.MethodHead {
-			w.contentLength = w.written
-		}
 		b = appendLength(b, w.contentLength)
-	case w.req.Method != http.MethodHead:
+	case isHead:
+	case w.hasTE && strings.EqualFold(w.te, "identity"):
+		// Delimited by the connection's end, as net/http does for it.
+		w.closeAfter = true
+	default:
 		w.chunked = true
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if w.c.srv.closing.Load() {
 		w.closeAfter = true
 	}
-	if w.closeAfter {
+	switch {
+	case w.closeAfter && !httphead.HasToken(w.connection, "close"):
 		b = append(b, "Connection: close\r\n"...)
+	case w.connection != nil:
+		b = appendField(b, "Connection", w.connection)
 	}
 	b = append(b, "\r\n"...)
 	if _, err := c.bw.Write(b); err != nil {
@@ -255,11 +287,29 @@ func (w *response) commit(done bool, next []byte) bool {
 	if len(c.pending) > 0 {
 		p := c.pending
 		c.pending = c.pending[:0]
-		if _, err := w.writeBody(p); err != nil {
-			return false
+		if !isHead {
+			if _, err := w.writeBody(p); err != nil {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// sniff is http.DetectContentType of the first bytes written: held, then
+// next.
+func sniff(held, next []byte) string {
+	const sniffLen = 512 // all DetectContentType looks at
+	if len(held) >= sniffLen || len(next) == 0 {
+		return http.DetectContentType(held)
+	}
+	if len(held) == 0 {
+		return http.DetectContentType(next)
+	}
+	var buf [sniffLen]byte
+	n := copy(buf[:], held)
+	n += copy(buf[n:], next)
+	return http.DetectContentType(buf[:n])
 }
 
 func appendLength(b []byte, n int64) []byte {
@@ -272,7 +322,12 @@ func appendStatusLine(b []byte, code int) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
-	b = append(b, http.StatusText(code)...)
+	if text := http.StatusText(code); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
 	return append(b, "\r\n"...)
 }
 
@@ -311,12 +366,16 @@ func (w *response) finish() {
 	bw := w.c.bw
 	if w.chunked {
 		b := append(bw.AvailableBuffer(), "0\r\n"...)
-		for _, k := range w.trailers {
-			b = appendField(b, k, w.header[k])
-		}
 		for k, vv := range w.header {
 			if t, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 				b = appendField(b, http.CanonicalHeaderKey(t), vv)
+			}
+		}
+		for _, v := range w.header["Trailer"] {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = http.CanonicalHeaderKey(strings.TrimSpace(t)); t != "" && declarable(t) {
+					b = appendField(b, t, w.header[t])
+				}
 			}
 		}
 		b = append(b, "\r\n"...)
@@ -330,6 +389,21 @@ func (w *response) finish() {
 	if err := bw.Flush(); err != nil {
 		w.err = err
 	}
+}
+
+// declarable reports whether a declared trailer may be sent: not the
+// fields httpguts.ValidTrailerHeader refuses (framing, routing,
+// authentication, content description), as net/http.
+func declarable(k string) bool {
+	switch k {
+	case "Authorization", "Cache-Control", "Connection", "Content-Encoding",
+		"Content-Length", "Content-Range", "Content-Type", "Expect", "Host",
+		"Keep-Alive", "Max-Forwards", "Pragma", "Proxy-Authenticate",
+		"Proxy-Authorization", "Proxy-Connection", "Range", "Realm", "Te",
+		"Trailer", "Transfer-Encoding", "Www-Authenticate":
+		return false
+	}
+	return true
 }
 
 // requestBody is a fast request's body: Content-Length bytes from the

@@ -71,6 +71,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.Handler == nil || s.Fallback == nil {
 		return errors.New("h1: Handler and Fallback are required")
 	}
+	// Like net/http's, Serve closes ln when it returns.
+	defer ln.Close()
 	if !s.track(ln) {
 		return http.ErrServerClosed
 	}
@@ -353,6 +355,9 @@ func (c *conn) readHead(first bool) (head, error) {
 	for scanned := 0; ; {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		if i := indexHeadEnd(buf, scanned); i >= 0 {
+			if i > limit {
+				return head{}, errHandOff
+			}
 			h, ok := parseHead(buf[:i])
 			if !ok {
 				return head{}, errHandOff
@@ -418,6 +423,7 @@ func (c *conn) serveRequest(h head) bool {
 		RequestURI:    h.target,
 	}
 	var body *requestBody
+	served := false
 	if h.contentLength > 0 {
 		if c.br.Buffered() < int(h.contentLength) {
 			// The head's deadline must not cut a body arriving slowly;
@@ -426,9 +432,21 @@ func (c *conn) serveRequest(h head) bool {
 		}
 		body = &requestBody{br: c.br, remaining: h.contentLength}
 		req.Body = body
+		// Even if the handler panics, the body must be closed before the
+		// connection's reader is reset and pooled: a goroutine still
+		// reading it (a transport sending it upstream) must get an error,
+		// not another connection's bytes. Closing the socket first frees
+		// such a reader if it waits on the client.
+		defer func() {
+			if !served {
+				c.rwc.Close()
+			}
+			body.Close()
+		}()
 	}
 	w := &response{c: c, req: req, header: make(http.Header, 4), contentLength: -1, closeAfter: h.close}
 	s.Handler.ServeHTTP(w, req)
+	served = true
 	w.finish()
 	if body != nil {
 		if d := s.idleTimeout(); d > 0 && body.unread() {
