@@ -90,7 +90,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	w.WriteHeader(res.StatusCode)
 
-	flush := res.ContentLength == -1 || isEventStream(res.Header.Get("Content-Type"))
+	flush := res.ContentLength == -1 || isEventStream(first(res.Header["Content-Type"]))
 	pool := h.buffers
 	if res.ContentLength >= 0 && res.ContentLength <= smallBody {
 		pool = h.smallBuffers

@@ -178,7 +178,7 @@ func (x *exchange) value(i int, v string) []string {
 type exchangeKey struct{}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: time.Now(), requestID: requestID(r.Header.Get("X-Request-Id"))}
+	x := &exchange{start: time.Now(), requestID: requestID(first(r.Header["X-Request-Id"]))}
 	x.peer, x.peerText = peerOf(r)
 	x.trusted = h.clientIP.Trusted(x.peer)
 	x.rec.ResponseWriter = w
@@ -380,10 +380,10 @@ func (h *Handler) readForwarded(in *http.Request, x *exchange) {
 	}
 	host := in.Host
 	if trusted {
-		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		if p := first(in.Header["X-Forwarded-Proto"]); p == "http" || p == "https" {
 			proto = p
 		}
-		if fh := in.Header.Get("X-Forwarded-Host"); fh != "" {
+		if fh := first(in.Header["X-Forwarded-Host"]); fh != "" {
 			host = fh
 		}
 	}
@@ -609,4 +609,13 @@ type zapWriter struct{ l *zap.Logger }
 func (z zapWriter) Write(p []byte) (int, error) {
 	z.l.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// first is Header.Get for a canonical name, without canonicalising it
+// again on every request.
+func first(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
 }

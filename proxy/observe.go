@@ -93,7 +93,8 @@ func methodLabel(m string) string {
 
 // finish writes the access-log line and the request metrics.
 func (h *Handler) finish(r *http.Request, x *exchange) {
-	d := time.Since(x.start)
+	end := time.Now()
+	d := end.Sub(x.start)
 	rec := &x.rec
 	status := rec.status
 	if status == 0 {
@@ -129,7 +130,7 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 		e.path = "(refused)"
 	}
 	if h.access != nil {
-		h.access.write(time.Now(), e)
+		h.access.write(end, e)
 		return
 	}
 	fields := []zap.Field{

@@ -42,21 +42,10 @@ func Parse(h http.Header) (raw string, present bool, problem string) {
 
 // isToken68 checks RFC 7235's token68 syntax (what a JWS compact
 // serialization uses), which also rules out extra spaces. It runs on every
-// request over the whole token, so the character class is a bitmap.
+// request over the whole token, so the character class is a table.
 func isToken68(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c >= 128 {
-			return false
-		}
-		mask := uint64(token68Low)
-		if c >= 64 {
-			mask = token68High
-		}
-		if mask&(1<<(c&63)) == 0 {
-			break
-		}
+	for ; i < len(s) && token68Byte[s[i]]; i++ {
 	}
 	// '=' only as trailing padding.
 	for ; i < len(s); i++ {
@@ -67,9 +56,19 @@ func isToken68(s string) bool {
 	return true
 }
 
-// The token68 characters ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"
-// as bitmaps: bit c of token68Low for c < 64, bit c-64 of token68High.
-const (
-	token68Low  = 1<<'+' | 1<<'-' | 1<<'.' | 1<<'/' | (1<<10-1)<<'0'
-	token68High = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64) | 1<<('~'-64)
-)
+// token68Byte marks the token68 characters other than '=': a table
+// lookup per byte, since access tokens run to a kilobyte and are checked
+// on every request.
+var token68Byte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()

@@ -415,3 +415,21 @@ func FuzzParseFields(f *testing.F) {
 		}
 	})
 }
+
+// TestVisibleASCIIWordAtATime puts every byte value at every offset of
+// values of several lengths, so each lane of the eight-byte check and the
+// tail loop meet every byte.
+func TestVisibleASCIIWordAtATime(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 16, 23} {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("a", n))
+				b[pos] = byte(c)
+				want := c == '\t' || (c >= ' ' && c < 0x7f)
+				if got := visibleASCII(string(b)); got != want {
+					t.Fatalf("visibleASCII(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
