@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -38,6 +39,13 @@ type env struct {
 }
 
 func main() {
+	// A proxy allocates per request and keeps little. Letting the heap
+	// grow 150% between collections instead of 100% saved about 7% of CPU
+	// per proxied request for about 10 MiB more at 1,000 connections
+	// (bench/run); GOGC in the environment still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(150)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
