@@ -169,9 +169,30 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopByHop {
-		delete(h, k)
+	if len(h) > len(hopByHop) {
+		for _, k := range hopByHop {
+			delete(h, k)
+		}
+		return
 	}
+	// A typical request or response has fewer fields than there are
+	// hop-by-hop names: looking at each field is cheaper than hashing
+	// every name.
+	for k := range h {
+		if isHopByHop(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// isHopByHop reports whether the canonical name k is in hopByHop.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // acceptsTrailers reports whether TE lists "trailers".

@@ -917,3 +917,24 @@ func TestFoldsToMatchesIdentityKey(t *testing.T) {
 		}
 	}
 }
+
+// TestIsHopByHopMatchesList keeps the switch and the list in step.
+func TestIsHopByHopMatchesList(t *testing.T) {
+	for _, k := range hopByHop {
+		if !isHopByHop(k) {
+			t.Errorf("isHopByHop(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"Content-Type", "Content-Length", "X-User-Id", "Connections", "Te2", ""} {
+		if isHopByHop(k) {
+			t.Errorf("isHopByHop(%q) = true", k)
+		}
+	}
+	n := 0
+	for range hopByHop {
+		n++
+	}
+	if n != 9 {
+		t.Errorf("hopByHop has %d names; update isHopByHop with it", n)
+	}
+}
