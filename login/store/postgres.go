@@ -295,42 +295,74 @@ const (
 		RETURNING ` + userColumns
 )
 
-// UpsertWeChatUser finds the user by (AppID, OpenID) or creates it. It
-// updates the user if there is one, else inserts it unless a concurrent
-// login inserted it first (the unique index makes the insert wait for that
-// one and then do nothing), and then updates the user that login created.
-// No user is ever deleted, so the second update finds it.
+// UpsertWeChatUser finds the user by (AppID, OpenID) or creates it; see
+// upsertPGWeChatUser. Its statements run on their own, outside any
+// transaction.
 func (p *Postgres) UpsertWeChatUser(ctx context.Context, in WeChatLogin) (User, bool, error) {
 	const op = "upsert wechat user"
-	if in.AppID == "" || in.OpenID == "" {
-		return User{}, false, errors.New("store: upsert wechat user: appid and openid are required")
+	if err := checkWeChatLogin(in); err != nil {
+		return User{}, false, fmt.Errorf("store: %s: %w", op, err)
 	}
+	u, created, err := upsertPGWeChatUser(ctx, p.pool, in)
+	if err != nil {
+		return User{}, false, p.wrap(op, err)
+	}
+	return u, created, nil
+}
+
+// StartWeChatSession is UpsertWeChatUser and, unless the user is disabled,
+// CreateRefreshToken in one transaction, so that a token that cannot be
+// stored leaves no user behind. Under READ COMMITTED every statement of
+// upsertPGWeChatUser sees what committed before it started, so it finds a
+// user that a concurrent login inserted as it does outside a transaction.
+func (p *Postgres) StartWeChatSession(ctx context.Context, in WeChatLogin, first RefreshToken) (User, bool, error) {
+	const op = "start wechat session"
+	if err := checkWeChatSession(in, first); err != nil {
+		return User{}, false, fmt.Errorf("store: %s: %w", op, err)
+	}
+	var (
+		u       User
+		created bool
+	)
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var err error
+		u, created, err = upsertPGWeChatUser(ctx, tx, in)
+		if err != nil || u.Disabled {
+			return err
+		}
+		first.UserID = u.ID
+		return insertPGRefreshToken(ctx, tx, first)
+	})
+	if err != nil {
+		return User{}, false, p.wrap(op, err)
+	}
+	return u, created, nil
+}
+
+// upsertPGWeChatUser updates the user if there is one, else inserts it
+// unless a concurrent login inserted it first (the unique index makes the
+// insert wait for that one and then do nothing), and then updates the user
+// that login created. No user is ever deleted, so the second update finds
+// it.
+func upsertPGWeChatUser(ctx context.Context, q pgQuerier, in WeChatLogin) (User, bool, error) {
 	var pr Profile
 	if in.Profile != nil {
 		pr = *in.Profile
 	}
 	args := []any{in.AppID, in.OpenID, nullBytes(in.SessionKey), nullString(in.UnionID),
 		optString(pr.Nickname), optString(pr.AvatarURL), optInt(pr.Gender), in.Now}
-	update := func() (User, error) { return scanPGUser(p.pool.QueryRow(ctx, pgUpdateWeChatUserSQL, args...)) }
+	update := func() (User, error) { return scanPGUser(q.QueryRow(ctx, pgUpdateWeChatUserSQL, args...)) }
 
 	u, err := update()
 	if !errors.Is(err, pgx.ErrNoRows) {
-		if err != nil {
-			return User{}, false, p.wrap(op, err)
-		}
-		return u, false, nil
+		return u, false, err
 	}
-	u, err = scanPGUser(p.pool.QueryRow(ctx, pgInsertWeChatUserSQL, append(args, pgRoles(in.DefaultRoles))...))
+	u, err = scanPGUser(q.QueryRow(ctx, pgInsertWeChatUserSQL, append(args, pgRoles(in.DefaultRoles))...))
 	if !errors.Is(err, pgx.ErrNoRows) {
-		if err != nil {
-			return User{}, false, p.wrap(op, err)
-		}
-		return u, true, nil
+		return u, err == nil, err
 	}
-	if u, err = update(); err != nil {
-		return User{}, false, p.wrap(op, err)
-	}
-	return u, false, nil
+	u, err = update()
+	return u, false, err
 }
 
 // CreatePasswordUser inserts a username/password user; ErrConflict if the

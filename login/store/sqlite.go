@@ -435,9 +435,6 @@ const userColumns = `id, appid, openid, unionid, username, password_hash, nickna
 // its placeholder is the time of the change.
 const bumpTokenVersion = `token_version = token_version + 1, token_version_at = ?`
 
-// UpsertWeChatUser finds the user by (AppID, OpenID) or creates it. The
-// lookup and the write share one write transaction, which other connections
-// and processes wait for, so concurrent first logins create one user.
 // The statements of a WeChat login.
 const (
 	selectWeChatUserSQL = `SELECT id FROM users WHERE appid = ? AND openid = ?`
@@ -457,46 +454,85 @@ const (
 		RETURNING ` + userColumns
 )
 
+// UpsertWeChatUser finds the user by (AppID, OpenID) or creates it. The
+// lookup and the write share one write transaction, which other connections
+// and processes wait for, so concurrent first logins create one user.
 func (s *SQLite) UpsertWeChatUser(ctx context.Context, in WeChatLogin) (User, bool, error) {
-	if in.AppID == "" || in.OpenID == "" {
-		return User{}, false, errors.New("store: upsert wechat user: appid and openid are required")
+	const op = "upsert wechat user"
+	if err := checkWeChatLogin(in); err != nil {
+		return User{}, false, fmt.Errorf("store: %s: %w", op, err)
 	}
-	roles, err := encodeRoles(in.DefaultRoles)
+	var (
+		u       User
+		created bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, created, err = upsertWeChatUserTx(ctx, s.writer(tx), in)
+		return err
+	})
 	if err != nil {
-		return User{}, false, fmt.Errorf("store: upsert wechat user: %w", err)
+		return User{}, false, s.wrap(op, err)
 	}
+	return u, created, nil
+}
+
+// StartWeChatSession is UpsertWeChatUser and, unless the user is disabled,
+// CreateRefreshToken in the same write transaction: a login costs one WAL
+// commit instead of two, and a token that cannot be stored leaves no user
+// behind.
+func (s *SQLite) StartWeChatSession(ctx context.Context, in WeChatLogin, first RefreshToken) (User, bool, error) {
+	const op = "start wechat session"
+	if err := checkWeChatSession(in, first); err != nil {
+		return User{}, false, fmt.Errorf("store: %s: %w", op, err)
+	}
+	var (
+		u       User
+		created bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		q := s.writer(tx)
+		var err error
+		u, created, err = upsertWeChatUserTx(ctx, q, in)
+		if err != nil || u.Disabled {
+			return err
+		}
+		first.UserID = u.ID
+		return insertRefreshToken(ctx, q, first)
+	})
+	if err != nil {
+		return User{}, false, s.wrap(op, err)
+	}
+	return u, created, nil
+}
+
+// upsertWeChatUserTx is UpsertWeChatUser within the write transaction of
+// q, for a checked in.
+func upsertWeChatUserTx(ctx context.Context, q preparedQuerier, in WeChatLogin) (User, bool, error) {
 	var p Profile
 	if in.Profile != nil {
 		p = *in.Profile
 	}
 	now := in.Now.UnixMicro()
-	var (
-		u       User
-		created bool
-	)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		q := s.writer(tx)
-		var id int64
-		err := q.QueryRowContext(ctx, selectWeChatUserSQL, in.AppID, in.OpenID).Scan(&id)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			created = true
-			u, err = scanUser(q.QueryRowContext(ctx, insertWeChatUserSQL,
-				in.AppID, in.OpenID, nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
-				roles, nullBytes(in.SessionKey), now, now, now))
-			return err
-		case err != nil:
-			return err
+	var id int64
+	err := q.QueryRowContext(ctx, selectWeChatUserSQL, in.AppID, in.OpenID).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		roles, err := encodeRoles(in.DefaultRoles)
+		if err != nil {
+			return User{}, false, err
 		}
-		u, err = scanUser(q.QueryRowContext(ctx, updateWeChatUserSQL,
-			nullBytes(in.SessionKey), nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
-			now, now, id))
-		return err
-	})
-	if err != nil {
-		return User{}, false, s.wrap("upsert wechat user", err)
+		u, err := scanUser(q.QueryRowContext(ctx, insertWeChatUserSQL,
+			in.AppID, in.OpenID, nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
+			roles, nullBytes(in.SessionKey), now, now, now))
+		return u, true, err
+	case err != nil:
+		return User{}, false, err
 	}
-	return u, created, nil
+	u, err := scanUser(q.QueryRowContext(ctx, updateWeChatUserSQL,
+		nullBytes(in.SessionKey), nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
+		now, now, id))
+	return u, false, err
 }
 
 // CreatePasswordUser inserts a username/password user; ErrConflict if the

@@ -279,6 +279,33 @@ func checkRefreshToken(t RefreshToken) error {
 	return nil
 }
 
+// checkWeChatLogin rejects a login that names no WeChat identity.
+func checkWeChatLogin(in WeChatLogin) error {
+	if in.AppID == "" || in.OpenID == "" {
+		return errors.New("appid and openid are required")
+	}
+	return nil
+}
+
+// checkWeChatSession checks the input of StartWeChatSession before anything
+// is written: first is stored for the user the login finds or creates, so
+// it must not name one itself.
+func checkWeChatSession(in WeChatLogin, first RefreshToken) error {
+	if err := checkWeChatLogin(in); err != nil {
+		return err
+	}
+	if err := checkRefreshToken(first); err != nil {
+		return fmt.Errorf("first token: %w", err)
+	}
+	switch {
+	case first.FamilyID == "":
+		return errors.New("first token has no family")
+	case first.UserID != 0:
+		return errors.New("first token names a user; the login decides which")
+	}
+	return nil
+}
+
 const insertRefreshTokenSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES (?, ?, ?, ?, ?, NULL, NULL)`
 
 func insertRefreshToken(ctx context.Context, q querier, t RefreshToken) error {

@@ -185,6 +185,15 @@ type Store interface {
 	// atomically: concurrent first logins of one openid create one user. It
 	// records the session key, unionid, profile and LastLoginAt = Now.
 	UpsertWeChatUser(ctx context.Context, in WeChatLogin) (u User, created bool, err error)
+	// StartWeChatSession is a WeChat login's writes in one transaction:
+	// UpsertWeChatUser(in), then, unless the user is disabled,
+	// CreateRefreshToken(first) with first.UserID set to the user's id.
+	// first.UserID must be zero and first.FamilyID set. If the token cannot
+	// be stored (ErrConflict for an existing hash) nothing changes: no user
+	// is created and a returning one is not updated. A disabled user is
+	// updated as by UpsertWeChatUser but gets no token; the caller, seeing
+	// u.Disabled, refuses the login.
+	StartWeChatSession(ctx context.Context, in WeChatLogin, first RefreshToken) (u User, created bool, err error)
 	// CreatePasswordUser inserts a username/password user; ErrConflict if the
 	// username is taken.
 	CreatePasswordUser(ctx context.Context, in NewPasswordUser) (User, error)

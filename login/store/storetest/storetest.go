@@ -36,6 +36,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WeChatIdentityScope", testWeChatIdentityScope},
 		{"WeChatInvalidInput", testWeChatInvalidInput},
 		{"WeChatConcurrentFirstLogin", func(t *testing.T, s store.Store) { concurrentFirstLogin(t, s, s) }},
+		{"WeChatSession", testWeChatSession},
+		{"WeChatSessionInvalidInput", testWeChatSessionInvalidInput},
+		{"WeChatSessionConcurrentFirst", func(t *testing.T, s store.Store) { concurrentFirstSession(t, s, s) }},
 		{"PasswordUser", testPasswordUser},
 		{"PasswordUserConflict", testPasswordUserConflict},
 		{"PasswordUserInvalidInput", testPasswordUserInvalidInput},
@@ -87,6 +90,7 @@ func RunMultiHandle(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 	}{
 		{"Visibility", testMultiVisibility},
 		{"WeChatConcurrentFirstLogin", concurrentFirstLogin},
+		{"WeChatSessionConcurrentFirst", concurrentFirstSession},
 		{"PasswordUserConcurrentConflict", testMultiPasswordConflict},
 		{"SigningKeyEnsureConcurrent", concurrentEnsure},
 		{"SigningKeyActivateConcurrent", testMultiActivate},
@@ -1003,6 +1007,10 @@ func testClose(t *testing.T, s store.Store) {
 	}
 	if _, _, err := s.UpsertWeChatUser(ctx, store.WeChatLogin{AppID: "wxapp", OpenID: "o", SessionKey: []byte("k"), Now: base}); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("UpsertWeChatUser after Close = %v, want ErrUnavailable", err)
+	}
+	if _, _, err := s.StartWeChatSession(ctx, store.WeChatLogin{AppID: "wxapp", OpenID: "o", SessionKey: []byte("k"), Now: base},
+		wechatSession("t0", base)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("StartWeChatSession after Close = %v, want ErrUnavailable", err)
 	}
 	if _, err := s.RotateRefreshToken(ctx, tokenHash("t0"), refreshToken(0, "", "t1", base), base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("RotateRefreshToken after Close = %v, want ErrUnavailable", err)
