@@ -217,23 +217,33 @@ func viewOf(u store.User) userView {
 // issueTokens starts a session for u: a new refresh-token family and an
 // access token, written as the token response.
 func (a *API) issueTokens(ctx context.Context, w http.ResponseWriter, u store.User, amr string, created bool) error {
-	value, hash, err := session.NewRefreshToken()
+	value, rt, err := a.newSession(amr, a.now())
 	if err != nil {
 		return err
 	}
-	family, _, err := session.NewRefreshToken()
-	if err != nil {
-		return err
-	}
-	now := a.now()
-	rt := store.RefreshToken{
-		Hash: hash, FamilyID: amr + ":" + family[:22], UserID: u.ID,
-		IssuedAt: now, ExpiresAt: now.Add(a.tokens.RefreshTTL),
-	}
+	rt.UserID = u.ID
 	if err := a.store.CreateRefreshToken(ctx, rt); err != nil {
 		return err
 	}
 	return a.writeTokens(ctx, w, u, amr, created, value, rt)
+}
+
+// newSession makes the first refresh token of a new family for a login by
+// amr, issued at now, and returns its value. The token names no user yet:
+// a WeChat login learns the user in the transaction that stores the token.
+func (a *API) newSession(amr string, now time.Time) (string, store.RefreshToken, error) {
+	value, hash, err := session.NewRefreshToken()
+	if err != nil {
+		return "", store.RefreshToken{}, err
+	}
+	family, _, err := session.NewRefreshToken()
+	if err != nil {
+		return "", store.RefreshToken{}, err
+	}
+	return value, store.RefreshToken{
+		Hash: hash, FamilyID: amr + ":" + family[:22],
+		IssuedAt: now, ExpiresAt: now.Add(a.tokens.RefreshTTL),
+	}, nil
 }
 
 // writeTokens mints the access token for u and writes the token response

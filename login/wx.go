@@ -108,17 +108,28 @@ func (a *API) wxLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	u, created, err := a.store.UpsertWeChatUser(r.Context(), in)
+	// The user and its first refresh token are written in one transaction:
+	// one commit per login, and a token that cannot be stored leaves no
+	// user behind.
+	refresh, first, err := a.newSession(method, in.Now)
 	if err != nil {
 		a.metrics.login(method, "error")
-		a.storeFailure(w, "upsert wechat user", err)
+		a.log.Error("new session", zap.Error(err))
+		apierror.Write(w, http.StatusInternalServerError, apierror.ServerError, "internal error")
+		return
+	}
+	u, created, err := a.store.StartWeChatSession(r.Context(), in, first)
+	if err != nil {
+		a.metrics.login(method, "error")
+		a.storeFailure(w, "start wechat session", err)
 		return
 	}
 	if u.Disabled {
 		a.refuse(w, method, "disabled", http.StatusForbidden, apierror.AccessDenied, "this account is disabled")
 		return
 	}
-	if err := a.issueTokens(r.Context(), w, u, method, created); err != nil {
+	first.UserID = u.ID
+	if err := a.writeTokens(r.Context(), w, u, method, created, refresh, first); err != nil {
 		a.metrics.login(method, "error")
 		a.log.Error("issue tokens", zap.Error(err))
 		apierror.Write(w, http.StatusInternalServerError, apierror.ServerError, "internal error")
