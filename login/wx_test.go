@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"frontdoor/cmd/wxsim/simulator"
+	"frontdoor/login/session"
 	"frontdoor/login/store"
 	"frontdoor/login/token"
 	"frontdoor/login/wechat"
@@ -441,6 +442,35 @@ func TestWxLoginCreatesThenFindsTheUser(t *testing.T) {
 	}
 	if got := a.logs.FilterMessage("login").FilterField(zap.String("user_id", tr.User.ID)).Len(); got != 2 {
 		t.Errorf("%d login log lines for the user, want 2:\n%s", got, a.logText())
+	}
+}
+
+// The refresh token of a WeChat login, stored in the transaction that
+// creates or updates the user, names that user and a new "wechat:" family,
+// and lives as long as the response says.
+func TestWxLoginStoresItsRefreshToken(t *testing.T) {
+	fx := newFixture(t)
+	sim, srv := newSimulator(t)
+	a := fx.newAPI(t, apiSetup{wechatBase: srv.URL})
+	for _, pass := range []string{"new user", "returning user"} {
+		tr := decodeTokenResponse(t, a.login(fullBody(t, issue(t, sim, simulator.CodeRequest{OpenID: "o-erin"}))))
+		id, err := strconv.ParseInt(tr.User.ID, 10, 64)
+		if err != nil {
+			t.Fatalf("%s: user id %q is not decimal", pass, tr.User.ID)
+		}
+		now := time.Now()
+		old, err := fx.store.RotateRefreshToken(t.Context(), session.HashRefreshToken(tr.RefreshToken),
+			store.RefreshToken{Hash: session.HashRefreshToken(pass), IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+		if err != nil {
+			t.Fatalf("%s: the refresh token of the login is not stored: %v", pass, err)
+		}
+		if old.UserID != id || !strings.HasPrefix(old.FamilyID, "wechat:") {
+			t.Errorf("%s: refresh token of user %d, family %q; want user %d, a wechat: family", pass, old.UserID, old.FamilyID, id)
+		}
+		// refresh_expires_in counts from the response, a moment later.
+		if got := old.ExpiresAt.Sub(old.IssuedAt); got != fx.tokens.RefreshTTL || tr.RefreshExpiresIn > int64(got.Seconds()) || tr.RefreshExpiresIn < int64(got.Seconds())-5 {
+			t.Errorf("%s: refresh token lives %v, response says %ds; want %v", pass, got, tr.RefreshExpiresIn, fx.tokens.RefreshTTL)
+		}
 	}
 }
 
