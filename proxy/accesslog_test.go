@@ -27,21 +27,7 @@ func zapLine(t testing.TB, ts time.Time, e *accessEntry) string {
 	enc.EncodeDuration = zapcore.StringDurationEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&out), zap.InfoLevel)
 	h := &Handler{log: zap.New(core, zap.WithClock(fixedClock(ts)))}
-	fields := []zap.Field{
-		zap.String("request_id", e.requestID),
-		zap.String("method", e.method),
-		zap.String("path", e.path),
-		zap.String("route", e.route),
-		zap.Int("status", e.status),
-		zap.Float64("duration_ms", e.durationMS),
-		zap.Int64("bytes", e.bytes),
-		zap.String("user_id", e.userID),
-		zap.String("remote", e.remote),
-	}
-	if e.errKind != "" {
-		fields = append(fields, zap.String("error", e.errKind))
-	}
-	h.log.Info("request", fields...)
+	h.log.Info("request", e.zapFields()...)
 	return out.String()
 }
 
@@ -110,10 +96,7 @@ func BenchmarkAccessLog(b *testing.B) {
 		log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(discard{}), zap.InfoLevel))
 		b.ReportAllocs()
 		for b.Loop() {
-			log.Info("request", zap.String("request_id", e.requestID), zap.String("method", e.method),
-				zap.String("path", e.path), zap.String("route", e.route), zap.Int("status", e.status),
-				zap.Float64("duration_ms", e.durationMS), zap.Int64("bytes", e.bytes),
-				zap.String("user_id", e.userID), zap.String("remote", e.remote))
+			log.Info("request", e.zapFields()...)
 		}
 	})
 }

@@ -133,6 +133,12 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 		h.access.write(end, e)
 		return
 	}
+	h.log.Info("request", e.zapFields()...)
+}
+
+// zapFields are e's fields for a zap logger, in the order the direct
+// writer writes them.
+func (e *accessEntry) zapFields() []zap.Field {
 	fields := []zap.Field{
 		zap.String("request_id", e.requestID),
 		zap.String("method", e.method),
@@ -147,7 +153,7 @@ func (h *Handler) finish(r *http.Request, x *exchange) {
 	if e.errKind != "" {
 		fields = append(fields, zap.String("error", e.errKind))
 	}
-	h.log.Info("request", fields...)
+	return fields
 }
 
 // remote is the client address for the access log: the peer, or the
