@@ -273,7 +273,7 @@ type conn struct {
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	state      atomic.Int32
-	since      atomic.Int64 // Unix time the state was entered
+	since      atomic.Int64 // Unix time the connection was accepted
 	// head holds the serialised response header fields between
 	// WriteHeader and the moment the response is committed.
 	head []byte
@@ -282,10 +282,9 @@ type conn struct {
 	date    dateCache
 }
 
-func (c *conn) setState(st int32) {
-	c.state.Store(st)
-	c.since.Store(time.Now().Unix())
-}
+// setState records st. Only a new connection's age matters to Shutdown,
+// so the state changes of every request read no clock.
+func (c *conn) setState(st int32) { c.state.Store(st) }
 
 // errHandOff: the next request is not one this server parses.
 var errHandOff = errors.New("h1: request for the fallback server")
