@@ -165,8 +165,15 @@ func (t *Transport) exchange(req *http.Request, c *upstreamConn, deadline time.T
 	// until the timeout: its context ending interrupts any read or write
 	// on the connection.
 	stop := neverStopped
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	switch ac := ctx.(type) {
+	case afterFuncer:
+		// frontdoor's server's request contexts take the callback
+		// directly, without the context package's allocations.
+		stop = ac.AfterFunc(c.abort)
+	default:
+		if ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, c.abort)
+		}
 	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -302,6 +309,7 @@ func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time
 		return nil, err
 	}
 	c := &upstreamConn{nc: nc, addr: addr, headerLimit: -1, probe: newProbe(nc)}
+	c.abort = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	c.br = bufio.NewReader(c)
 	return c, nil
 }
@@ -392,8 +400,11 @@ func (t *Transport) sweepLocked(now time.Time) []*upstreamConn {
 // upstreamConn is one keep-alive connection of the direct client. Reads go
 // through the conn itself so that it can count them and bound the headers.
 type upstreamConn struct {
-	nc        net.Conn
-	probe     *probe
+	nc    net.Conn
+	probe *probe
+	// abort makes pending I/O on the connection fail: run when the
+	// client's request ends before the exchange does.
+	abort     func()
 	addr      string
 	br        *bufio.Reader
 	idleSince time.Time
@@ -475,9 +486,14 @@ func (b *directBody) finish(reuse bool) {
 	b.conn.close()
 }
 
+// afterFuncer is a context that runs a function when it ends, the method
+// context.AfterFunc itself looks for.
+type afterFuncer interface {
+	AfterFunc(func()) (stop func() bool)
+}
+
 // neverStopped stands for context.AfterFunc's stop when the context
-// cannot end (frontdoor's server does not cancel requests): the callback
-// never ran.
+// cannot end: the callback never ran.
 func neverStopped() bool { return true }
 
 // aLongTimeAgo is a deadline that makes pending I/O fail at once.

@@ -68,3 +68,42 @@ func TestEndToEndUpstreamClosesIdleConnections(t *testing.T) {
 		t.Errorf("the upstream saw %d connections for %d spaced requests", n, 2*rounds)
 	}
 }
+
+// A client that disconnects while its request waits on a slow upstream
+// ends the upstream request too, as under net/http (and nginx, Kong): the
+// upstream sees its connection close and its request context end.
+func TestEndToEndClientLeavingCancelsUpstream(t *testing.T) {
+	started := make(chan struct{}, 1)
+	ended := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			ended <- "cancelled"
+		case <-time.After(10 * time.Second):
+			ended <- "still running 10 s after the client left"
+		}
+	}))
+	t.Cleanup(up.Close)
+	cfg := writeConfig(t, up.URL)
+	fd := startFrontdoor(t, cfg)
+	author := mint(t, cfg, "42", "author")
+
+	c, err := net.Dial("tcp", fd.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /api/articles/1 HTTP/1.1\r\nHost: frontdoor\r\nAuthorization: Bearer "+author+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	c.Close()
+	if got := <-ended; got != "cancelled" {
+		t.Fatalf("upstream request after the client left: %s", got)
+	}
+}

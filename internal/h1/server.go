@@ -5,7 +5,8 @@
 // It exists for speed: net/http's server costs a per-request goroutine to
 // watch the connection, four read-deadline changes, a context tree and a
 // score of allocations, which in front of a fast upstream was a fifth of
-// frontdoor's CPU. It does not replace net/http's parser for anything
+// frontdoor's CPU. Here only a request still running after about 100 ms
+// gets a watcher (watch.go), which ends its context if the client leaves. It does not replace net/http's parser for anything
 // unusual: a connection whose next request falls outside that subset
 // (another version, chunked or large bodies, Expect, upgrades, odd bytes, a
 // head beyond one buffer) is handed, with the bytes already read, to the
@@ -20,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -57,8 +59,11 @@ type Server struct {
 	conns     map[*conn]struct{}
 	handoff   *handoffListener
 	closing   atomic.Bool
-	readers   sync.Pool // *bufio.Reader
-	writers   sync.Pool // *bufio.Writer
+	// tick counts the watch scanner's ticks, from 1; scanStop ends it.
+	tick     atomic.Int64
+	scanStop chan struct{}
+	readers  sync.Pool // *bufio.Reader
+	writers  sync.Pool // *bufio.Writer
 }
 
 // bufferSize is the size of each connection's read and write buffers; a
@@ -96,7 +101,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+		c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
 		c.since.Store(time.Now().Unix())
 		if !s.trackConn(c) {
 			rwc.Close()
@@ -124,6 +129,11 @@ func (s *Server) track(ln net.Listener) bool {
 		s.conns = map[*conn]struct{}{}
 	}
 	s.listeners[ln] = struct{}{}
+	if s.scanStop == nil {
+		s.tick.Store(1)
+		s.scanStop = make(chan struct{})
+		go s.scan(s.scanStop)
+	}
 	if s.handoff == nil {
 		s.handoff = newHandoffListener(ln.Addr())
 		go func() {
@@ -178,6 +188,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			timer.Reset(wait)
 		}
 	}
+	s.stopScan()
 	return <-fallback
 }
 
@@ -189,7 +200,18 @@ func (s *Server) Close() error {
 		c.rwc.Close()
 	}
 	s.mu.Unlock()
+	s.stopScan()
 	return s.Fallback.Close()
+}
+
+// stopScan ends the watch scanner, once no request needs it.
+func (s *Server) stopScan() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scanStop != nil {
+		close(s.scanStop)
+		s.scanStop = nil
+	}
 }
 
 func (s *Server) closeListeners() {
@@ -242,7 +264,7 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.ReadHeaderTimeout
 }
 
-func (s *Server) newReader(c net.Conn) *bufio.Reader {
+func (s *Server) newReader(c io.Reader) *bufio.Reader {
 	if br, ok := s.readers.Get().(*bufio.Reader); ok {
 		br.Reset(c)
 		return br
@@ -280,6 +302,18 @@ type conn struct {
 	// pending holds body bytes written before the response is committed.
 	pending []byte
 	date    dateCache
+
+	// The watch for a client leaving during a slow request (watch.go).
+	// reqTick is the scanner tick the watchable request in progress
+	// started in, 0 if none (or its watch was claimed).
+	reqTick    atomic.Int64
+	watchCtx   *requestContext
+	watchMu    sync.Mutex
+	watchEnded bool
+	watchDone  chan struct{}
+	// stolen is a byte the watcher read: the start of the next request.
+	stolen    [1]byte
+	hasStolen bool
 }
 
 // setState records st. Only a new connection's age matters to Shutdown,
@@ -291,7 +325,7 @@ var errHandOff = errors.New("h1: request for the fallback server")
 
 func (c *conn) serve() {
 	s := c.srv
-	c.br = s.newReader(c.rwc)
+	c.br = s.newReader(connSource{c})
 	c.bw = s.newWriter(c.rwc)
 	handedOff := false
 	defer func() {
@@ -403,11 +437,10 @@ func (c *conn) handOff() bool {
 // stays open for another request.
 func (c *conn) serveRequest(h head) bool {
 	s := c.srv
-	// The request has no context of its own: nothing watches the
-	// connection while the handler runs (that is net/http's per-request
-	// goroutine), so there is nothing to cancel it with. A client that
-	// leaves is noticed when its response is written.
-	req := &http.Request{
+	ctx := &requestContext{}
+	// As net/http's, a request's context ends when its handler returns.
+	defer ctx.cancel(context.Canceled)
+	rq := http.Request{
 		Method:        h.method,
 		URL:           h.url,
 		Proto:         "HTTP/1.1",
@@ -421,6 +454,7 @@ func (c *conn) serveRequest(h head) bool {
 		RemoteAddr:    c.remoteAddr,
 		RequestURI:    h.target,
 	}
+	req := rq.WithContext(ctx)
 	var body *requestBody
 	served := false
 	if h.contentLength > 0 {
@@ -443,9 +477,16 @@ func (c *conn) serveRequest(h head) bool {
 			body.Close()
 		}()
 	}
+	watched := body == nil && c.br.Buffered() == 0 && !c.hasStolen
+	if watched {
+		c.startWatch(ctx)
+	}
 	w := &response{c: c, req: req, header: make(http.Header, 4), contentLength: -1, closeAfter: h.close}
 	s.Handler.ServeHTTP(w, req)
 	served = true
+	if watched {
+		c.stopWatch()
+	}
 	w.finish()
 	if body != nil {
 		if d := s.idleTimeout(); d > 0 && body.unread() {

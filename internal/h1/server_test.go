@@ -1238,23 +1238,84 @@ func TestRequestFieldsMatchNetHTTP(t *testing.T) {
 	}
 }
 
-// TestRequestContextNeverEnds: h1 watches no connection while a handler
-// runs, so a request's context has nothing to end it; handlers (the proxy's
-// transport) skip registering for a Done that cannot come.
-func TestRequestContextNeverEnds(t *testing.T) {
-	ctxs := make(chan context.Context, 2)
+func TestContextCancelledAfterHandler(t *testing.T) {
+	ctxs := make(chan context.Context, 3)
 	ts := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Err() != nil {
+			panic("context done during the handler")
+		}
 		ctxs <- r.Context()
 	}))
 	c := dial(t, ts.addr)
-	c.send(fast + last)
+	c.send(fast + fast + last)
 	c.mustNext("GET")
+	c.mustNext("GET") // the server is past the first request
+	if (<-ctxs).Err() == nil {
+		t.Error("context of a finished request not cancelled")
+	}
 	c.mustNext("GET")
+	if !c.closed() {
+		t.Error("not closed after Connection: close")
+	}
 	for i := 0; i < 2; i++ {
-		ctx := <-ctxs
-		if ctx == nil || ctx.Done() != nil || ctx.Err() != nil {
-			t.Errorf("request context %v: want one that never ends", ctx)
+		if (<-ctxs).Err() == nil {
+			t.Error("context of a finished request not cancelled")
 		}
+	}
+}
+
+// TestClientLeavingEndsSlowRequest: a client that disconnects while a
+// request runs past watchAfter ends the request's context, so that work
+// done for it (an upstream request) stops, as under net/http.
+func TestClientLeavingEndsSlowRequest(t *testing.T) {
+	ended := make(chan error, 1)
+	started := make(chan struct{})
+	ts := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		stopped := make(chan struct{})
+		context.AfterFunc(r.Context(), func() { close(stopped) })
+		select {
+		case <-r.Context().Done():
+			<-stopped
+			ended <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			ended <- errors.New("context still live 5 s after the client left")
+		}
+	}))
+	c := dial(t, ts.addr)
+	c.send("GET /slow HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	<-started
+	time.Sleep(watchAfter / 2)
+	c.c.Close()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("request context after the client left: %v, want context.Canceled", err)
+	}
+}
+
+// TestWatchKeepsPipelinedBytes: a client that sends its next request while
+// a watched one runs is not taken for gone, and the byte the watcher read
+// is the next request's first.
+func TestWatchKeepsPipelinedBytes(t *testing.T) {
+	firstDone := make(chan error, 1)
+	ts := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * watchAfter)
+			firstDone <- r.Context().Err()
+		}
+		echo(w, r)
+	}))
+	c := dial(t, ts.addr)
+	c.send("GET /slow HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	time.Sleep(2 * watchAfter) // the watcher is reading by now
+	c.send("GET /next HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	if err := <-firstDone; err != nil {
+		t.Fatalf("slow request's context ended while its client was there: %v", err)
+	}
+	if r := c.mustNext("GET"); !strings.Contains(r.Body, "/slow") {
+		t.Fatalf("slow request answered with %q", r.Body)
+	}
+	if r := c.mustNext("GET"); r.Status != "200 OK" || !strings.Contains(r.Body, "GET /next") {
+		t.Fatalf("pipelined request after a watched one: %s %q", r.Status, r.Body)
 	}
 }
 
