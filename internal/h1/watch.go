@@ -103,12 +103,18 @@ func (c *requestContext) cancel(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+	// Most requests end with nothing left to run: the first registration
+	// was stopped, and there are no others.
 	var run []func()
-	for _, a := range append([]*afterFunc{&c.first}, c.more...) {
+	take := func(a *afterFunc) {
 		if a.f != nil && !a.over {
 			a.over = true
 			run = append(run, a.f)
 		}
+	}
+	take(&c.first)
+	for _, a := range c.more {
+		take(a)
 	}
 	c.mu.Unlock()
 	for _, f := range run {
