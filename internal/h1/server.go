@@ -6,13 +6,15 @@
 // watch the connection, four read-deadline changes, a context tree and a
 // score of allocations, which in front of a fast upstream was a fifth of
 // frontdoor's CPU. Here only a request still running after about 100 ms
-// gets a watcher (watch.go), which ends its context if the client leaves. It does not replace net/http's parser for anything
-// unusual: a connection whose next request falls outside that subset
-// (another version, chunked or large bodies, Expect, upgrades, odd bytes, a
-// head beyond one buffer) is handed, with the bytes already read, to the
-// Fallback net/http server, which serves it from then on. So every request
-// this package parses is one net/http would parse the same way (the fuzz
-// test holds it to that), and everything else meets net/http itself.
+// gets a watcher (watch.go), which ends its context if the client leaves.
+//
+// It does not replace net/http's parser for anything unusual: a connection
+// whose next request falls outside that subset (another version, chunked
+// or large bodies, Expect, upgrades, odd bytes, a head beyond one buffer)
+// is handed, with the bytes already read, to the Fallback net/http server,
+// which serves it from then on. So every request this package parses is
+// one net/http would parse the same way (the fuzz test holds it to that),
+// and everything else meets net/http itself.
 package h1
 
 import (
