@@ -318,37 +318,46 @@ func testWeChatInvalidInput(t *testing.T, s store.Store) {
 	}
 }
 
-// concurrentFirstLogin logs one new openid in from 8 goroutines spread over
-// a and b: exactly one must create the user.
-func concurrentFirstLogin(t *testing.T, a, b store.Store) {
-	const n = 8
-	ctx := t.Context()
-	var (
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-		ids     [n]int64
-		created [n]bool
-		errs    [n]error
-	)
-	for i := range n {
+// raceLogins is the number of concurrent logins of raceFirstLogins.
+const raceLogins = 8
+
+// raceFirstLogins runs login for one new openid from raceLogins goroutines
+// released together, spread over a and b (even i on a, odd on b), and
+// returns what each got.
+func raceFirstLogins(t *testing.T, a, b store.Store, login func(s store.Store, in store.WeChatLogin, i int) (store.User, bool, error)) (ids [raceLogins]int64, created [raceLogins]bool, errs [raceLogins]error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range raceLogins {
 		s := a
 		if i%2 == 1 {
 			s = b
 		}
 		wg.Go(func() {
 			<-start
-			u, c, err := s.UpsertWeChatUser(ctx, store.WeChatLogin{
+			u, c, err := login(s, store.WeChatLogin{
 				AppID:        "wxapp",
 				OpenID:       "openid-race",
 				SessionKey:   fmt.Appendf(nil, "key-%d", i),
 				DefaultRoles: []string{"subscriber"},
 				Now:          base.Add(time.Duration(i) * time.Second),
-			})
+			}, i)
 			ids[i], created[i], errs[i] = u.ID, c, err
 		})
 	}
 	close(start)
 	wg.Wait()
+	return ids, created, errs
+}
+
+// concurrentFirstLogin logs one new openid in from 8 goroutines spread over
+// a and b: exactly one must create the user.
+func concurrentFirstLogin(t *testing.T, a, b store.Store) {
+	const n = raceLogins
+	ctx := t.Context()
+	ids, created, errs := raceFirstLogins(t, a, b, func(s store.Store, in store.WeChatLogin, _ int) (store.User, bool, error) {
+		return s.UpsertWeChatUser(ctx, in)
+	})
 	nCreated := 0
 	for i := range n {
 		if errs[i] != nil {

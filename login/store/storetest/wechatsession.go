@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -158,42 +157,19 @@ func testWeChatSessionInvalidInput(t *testing.T, s store.Store) {
 // while the others wait for it. Every other login must succeed for one
 // user, which exactly one of them created, and store its token.
 func concurrentFirstSession(t *testing.T, a, b store.Store) {
-	const n = 8
+	const n = raceLogins
 	ctx := t.Context()
 	alice := mustPasswordUser(t, a, "alice")
 	mustCreateRefresh(t, a, refreshToken(alice.ID, "pwd:alice", "taken", base))
-	var (
-		wg      sync.WaitGroup
-		start   = make(chan struct{})
-		ids     [n]int64
-		created [n]bool
-		errs    [n]error
-	)
 	name := func(i int) string {
 		if i == n/2 {
 			return "taken"
 		}
 		return fmt.Sprintf("t-%d", i)
 	}
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			<-start
-			u, c, err := s.StartWeChatSession(ctx, store.WeChatLogin{
-				AppID:        "wxapp",
-				OpenID:       "openid-race",
-				SessionKey:   fmt.Appendf(nil, "key-%d", i),
-				DefaultRoles: []string{"subscriber"},
-				Now:          base.Add(time.Duration(i) * time.Second),
-			}, wechatSession(name(i), base))
-			ids[i], created[i], errs[i] = u.ID, c, err
-		})
-	}
-	close(start)
-	wg.Wait()
+	ids, created, errs := raceFirstLogins(t, a, b, func(s store.Store, in store.WeChatLogin, i int) (store.User, bool, error) {
+		return s.StartWeChatSession(ctx, in, wechatSession(name(i), base))
+	})
 	nCreated, id := 0, int64(0)
 	for i := range n {
 		if i == n/2 {
