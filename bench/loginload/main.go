@@ -66,10 +66,13 @@ var (
 // options are the command-line flags.
 type options struct {
 	frontdoor, sim string
-	n, c           int
-	repeat         bool
-	profile        bool
-	timeout        time.Duration
+	// host is -frontdoor's host for the Host header, addr the same with
+	// the port made explicit, for dialling.
+	host, addr string
+	n, c       int
+	repeat     bool
+	profile    bool
+	timeout    time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -100,8 +103,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: -timeout must be positive", errUsage)
 	}
 	o.frontdoor = strings.TrimSuffix(o.frontdoor, "/")
-	if u, err := url.Parse(o.frontdoor); err != nil || u.Scheme != "http" || u.Host == "" || u.Path != "" {
+	u, err := url.Parse(o.frontdoor)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.Path != "" {
 		return fmt.Errorf("%w: -frontdoor must be a base URL like http://127.0.0.1:8080", errUsage)
+	}
+	o.host, o.addr = u.Host, u.Host
+	if u.Port() == "" {
+		o.addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	o.sim = strings.TrimSuffix(o.sim, "/")
 
@@ -276,17 +284,9 @@ func (r *result) failed() int {
 // goroutines per connection cost several times more CPU per request than one
 // synchronous write and read.
 func fire(ctx context.Context, o options, bodies [][]byte, newUser bool) (*result, error) {
-	target, err := url.Parse(o.frontdoor) // checked in run
-	if err != nil {
-		return nil, err
-	}
-	addr := target.Host
-	if target.Port() == "" {
-		addr = net.JoinHostPort(target.Hostname(), "80")
-	}
 	requests := make([][]byte, len(bodies))
 	for i, b := range bodies {
-		requests[i] = loginRequestBytes(target.Host, b)
+		requests[i] = loginRequestBytes(o.host, b)
 	}
 
 	var (
@@ -311,7 +311,7 @@ func fire(ctx context.Context, o options, bodies [][]byte, newUser bool) (*resul
 	start := time.Now()
 	for range o.c {
 		wg.Go(func() {
-			c := &loginConn{addr: addr, timeout: o.timeout}
+			c := &loginConn{addr: o.addr, timeout: o.timeout}
 			defer c.close()
 			stop := context.AfterFunc(ctx, c.close)
 			defer stop()

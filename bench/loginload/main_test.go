@@ -96,7 +96,7 @@ func TestFire(t *testing.T) {
 			f := &fakeLogin{t: t, newUser: tt.serverNew, closeAll: tt.closeAll}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			o := options{frontdoor: srv.URL, c: 4, timeout: 5 * time.Second}
+			o := options{frontdoor: srv.URL, host: srv.Listener.Addr().String(), addr: srv.Listener.Addr().String(), c: 4, timeout: 5 * time.Second}
 			res, err := fire(context.Background(), o, bodiesFor(tt.codes...), tt.wantNew)
 			if err != nil {
 				t.Fatal(err)
@@ -127,7 +127,7 @@ func TestFireStopsWhenCancelled(t *testing.T) {
 	defer close(block)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	o := options{frontdoor: srv.URL, c: 2, timeout: time.Minute}
+	o := options{frontdoor: srv.URL, host: srv.Listener.Addr().String(), addr: srv.Listener.Addr().String(), c: 2, timeout: time.Minute}
 	done := make(chan error, 1)
 	go func() {
 		_, err := fire(ctx, o, bodiesFor(repeatCodes("ok", 10)...), true)
