@@ -33,6 +33,7 @@ const BusyTimeout = 5 * time.Second
 type SQLite struct {
 	read   *sql.DB
 	write  *sql.DB
+	ckpt   *checkpointer
 	closed atomic.Bool
 	// hot holds the write handle's statements for loginQueries, prepared
 	// once at open.
@@ -94,11 +95,29 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err == nil {
 		err = s.prepareHot(ctx)
 	}
+	if err == nil {
+		err = s.startCheckpointer(ctx, abs)
+	}
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// startCheckpointer opens the checkpointer's connection and starts it.
+func (s *SQLite) startCheckpointer(ctx context.Context, abs string) error {
+	db, err := sql.Open("sqlite", sqliteDSN(abs, false))
+	if err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := connect(ctx, db); err != nil {
+		db.Close()
+		return s.wrap("open sqlite", err)
+	}
+	s.ckpt = startCheckpointer(db, checkpointInterval)
+	return nil
 }
 
 // loginQueries are the writes of every login. SQLite (compiled to Go here)
@@ -219,6 +238,10 @@ func sqliteDSN(abs string, readOnly bool) string {
 	q.Set("_txlock", "immediate")
 	if readOnly {
 		q.Set("_query_only", "1") // the driver applies it after the pragmas above
+	} else {
+		// Checkpoints run on a connection of their own (sqlite_checkpoint.go);
+		// a writer checkpoints only if that falls far behind.
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	p := filepath.ToSlash(abs)
 	if !strings.HasPrefix(p, "/") {
@@ -289,10 +312,14 @@ func (s *SQLite) Ping(ctx context.Context) error {
 // Close closes the database; later calls fail with ErrUnavailable.
 func (s *SQLite) Close() error {
 	s.closed.Store(true)
+	var ckptErr error
+	if s.ckpt != nil {
+		ckptErr = s.ckpt.Close()
+	}
 	for _, st := range s.hot {
 		_ = st.Close() // the handle's Close below reports what matters
 	}
-	if err := errors.Join(s.write.Close(), s.read.Close()); err != nil {
+	if err := errors.Join(ckptErr, s.write.Close(), s.read.Close()); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil

@@ -197,9 +197,10 @@ func TestPragmas(t *testing.T) {
 	read, write := store.SQLitePools(s)
 	ctx := t.Context()
 	type pooled struct {
-		name      string
-		conn      *sql.Conn
-		queryOnly string
+		name           string
+		conn           *sql.Conn
+		queryOnly      string
+		autoCheckpoint string
 	}
 	var conns []pooled
 	for i := range 3 {
@@ -207,13 +208,15 @@ func TestPragmas(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read Conn: %v", err)
 		}
-		conns = append(conns, pooled{fmt.Sprintf("reader %d", i), c, "1"})
+		conns = append(conns, pooled{fmt.Sprintf("reader %d", i), c, "1", "1000"})
 	}
 	c, err := write.Conn(ctx)
 	if err != nil {
 		t.Fatalf("write Conn: %v", err)
 	}
-	conns = append(conns, pooled{"writer", c, "0"})
+	// The writer checkpoints only as a backstop; a connection of its own
+	// does it (TestCheckpointsLeaveTheWriter).
+	conns = append(conns, pooled{"writer", c, "0", "10000"})
 	defer func() {
 		for _, c := range conns {
 			c.conn.Close()
@@ -228,6 +231,7 @@ func TestPragmas(t *testing.T) {
 			{"foreign_keys", "1"},
 			{"synchronous", "1"}, // NORMAL
 			{"query_only", c.queryOnly},
+			{"wal_autocheckpoint", c.autoCheckpoint},
 		}
 		for _, w := range want {
 			var got string
@@ -239,6 +243,58 @@ func TestPragmas(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCheckpointsLeaveTheWriter checks that commits reach the database file
+// itself, not only its write-ahead log, although they are far fewer pages
+// than the writer's own automatic checkpoint waits for.
+func TestCheckpointsLeaveTheWriter(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "frontdoor.db")
+	s := openTemp(t, path)
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := s.CreatePasswordUser(ctx, store.NewPasswordUser{Username: fmt.Sprint("user", i), Now: time.Now()}); err != nil {
+			t.Fatalf("CreatePasswordUser: %v", err)
+		}
+	}
+	// A copy of the file without its log holds what was checkpointed. The
+	// copy may catch a checkpoint half-way; it is then retried.
+	copyPath := filepath.Join(dir, "copy.db")
+	var users int
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		users, err = checkpointedUsers(ctx, path, copyPath)
+		if err == nil && users == 3 {
+			return
+		}
+	}
+	t.Fatalf("the database file holds %d of 3 committed users after 10 s (last error: %v)", users, err)
+}
+
+// checkpointedUsers counts the users in a copy of the database file at
+// path, made at copyPath without the write-ahead log.
+func checkpointedUsers(ctx context.Context, path, copyPath string) (int, error) {
+	for _, p := range []string{copyPath, copyPath + "-wal", copyPath + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(copyPath, b, 0o600); err != nil {
+		return 0, err
+	}
+	db, err := sql.Open("sqlite", copyPath)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n)
+	return n, err
 }
 
 func TestOpenSQLiteCreatesParentDirectory(t *testing.T) {
