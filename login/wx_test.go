@@ -53,7 +53,7 @@ type fixture struct {
 	policy   *policy.Policy
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "fd.db"))
@@ -88,7 +88,7 @@ func testRoles() map[string]policy.RoleSpec {
 	}
 }
 
-func compilePolicy(t *testing.T, roles map[string]policy.RoleSpec) *policy.Policy {
+func compilePolicy(t testing.TB, roles map[string]policy.RoleSpec) *policy.Policy {
 	t.Helper()
 	p, err := policy.Compile(policy.Config{Roles: roles})
 	if err != nil {
@@ -115,7 +115,7 @@ type testAPI struct {
 	reg  *prometheus.Registry
 }
 
-func (f *fixture) newAPI(t *testing.T, s apiSetup) *testAPI {
+func (f *fixture) newAPI(t testing.TB, s apiSetup) *testAPI {
 	t.Helper()
 	cfg := Config{
 		WeChat: wechat.Config{
@@ -226,7 +226,7 @@ func (f *fixture) userByOpenID(t *testing.T, openid string) (store.User, bool) {
 }
 
 // loginBody is the JSON a mini-program posts, with WeChat's field names.
-func loginBody(t *testing.T, code, encryptedData, iv, rawData, signature string) string {
+func loginBody(t testing.TB, code, encryptedData, iv, rawData, signature string) string {
 	t.Helper()
 	b, err := json.Marshal(struct {
 		Code          string `json:"code"`
@@ -242,7 +242,7 @@ func loginBody(t *testing.T, code, encryptedData, iv, rawData, signature string)
 }
 
 // fullBody posts everything the simulator handed to the mini-program.
-func fullBody(t *testing.T, c simulator.CodeResponse) string {
+func fullBody(t testing.TB, c simulator.CodeResponse) string {
 	return loginBody(t, c.Code, c.EncryptedData, c.IV, c.RawData, c.Signature)
 }
 
@@ -276,7 +276,7 @@ func checkError(t *testing.T, w *httptest.ResponseRecorder, status int, code str
 	}
 }
 
-func newSimulator(t *testing.T) (*simulator.Simulator, *httptest.Server) {
+func newSimulator(t testing.TB) (*simulator.Simulator, *httptest.Server) {
 	t.Helper()
 	sim := simulator.New(simulator.Options{Apps: map[string]string{testAppID: testSecret}})
 	srv := httptest.NewServer(sim)
@@ -284,7 +284,7 @@ func newSimulator(t *testing.T) (*simulator.Simulator, *httptest.Server) {
 	return sim, srv
 }
 
-func issue(t *testing.T, sim *simulator.Simulator, req simulator.CodeRequest) simulator.CodeResponse {
+func issue(t testing.TB, sim *simulator.Simulator, req simulator.CodeRequest) simulator.CodeResponse {
 	t.Helper()
 	c, err := sim.IssueCode(req)
 	if err != nil {
