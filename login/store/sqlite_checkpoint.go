@@ -14,7 +14,12 @@ const checkpointInterval = 100 * time.Millisecond
 
 // writerAutoCheckpoint is the writer connection's wal_autocheckpoint, in
 // pages: ten times SQLite's default, a backstop for a checkpointer that
-// falls behind or keeps failing.
+// falls behind or keeps failing. It also restarts the log under a steady
+// write load: a PASSIVE checkpoint that a commit overtakes copies the pages
+// but cannot let the log start over, so the log grows to this size (about
+// 40 MB), and the writer's checkpoint then has only the pages since the last
+// background one to copy (under a login load, a 2–3 ms pause every ~1.5 s
+// instead of 5 ms every ~150 ms).
 const writerAutoCheckpoint = 10_000
 
 // checkpointer runs SQLite's PASSIVE checkpoint every checkpointInterval on
