@@ -240,7 +240,7 @@ func sqliteDSN(abs string, readOnly bool) string {
 		q.Set("_query_only", "1") // the driver applies it after the pragmas above
 	} else {
 		// Checkpoints run on a connection of their own (sqlite_checkpoint.go);
-		// a writer checkpoints only if that falls far behind.
+		// the writer's own is the backstop that writerAutoCheckpoint describes.
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	p := filepath.ToSlash(abs)
