@@ -35,9 +35,6 @@ type SQLite struct {
 	write  *sql.DB
 	ckpt   *checkpointer
 	closed atomic.Bool
-	// hot holds the write handle's statements for loginQueries, prepared
-	// once at open.
-	hot map[string]*sql.Stmt
 }
 
 var _ Store = (*SQLite)(nil)
@@ -71,10 +68,12 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, err
 	}
 	// sql.Open only validates its arguments; connections open on first use.
-	write, err := sql.Open("sqlite", sqliteDSN(abs, false))
+	connector, err := sqlite.NewConnector(sqliteDSN(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
+	// Its connections keep writeTx's prepared statements.
+	write := sql.OpenDB(writerConnector{connector})
 	write.SetMaxOpenConns(1)
 	read, err := sql.Open("sqlite", sqliteDSN(abs, true))
 	if err != nil {
@@ -91,9 +90,6 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		if err = connect(ctx, read); err != nil {
 			err = s.wrap("open sqlite", err)
 		}
-	}
-	if err == nil {
-		err = s.prepareHot(ctx)
 	}
 	if err == nil {
 		err = s.startCheckpointer(ctx, abs)
@@ -118,68 +114,6 @@ func (s *SQLite) startCheckpointer(ctx context.Context, abs string) error {
 	}
 	s.ckpt = startCheckpointer(db, checkpointInterval)
 	return nil
-}
-
-// loginQueries are the writes of every login. SQLite (compiled to Go here)
-// takes about as long to parse one of these statements as to run it, so
-// they are prepared once instead of on every login.
-var loginQueries = [...]string{selectWeChatUserSQL, insertWeChatUserSQL, updateWeChatUserSQL, insertRefreshTokenSQL}
-
-// prepareHot prepares loginQueries on the write handle. It must run outside
-// any transaction: the handle has a single connection.
-func (s *SQLite) prepareHot(ctx context.Context) error {
-	s.hot = make(map[string]*sql.Stmt, len(loginQueries))
-	for _, q := range loginQueries {
-		st, err := s.write.PrepareContext(ctx, q)
-		if err != nil {
-			return s.wrap("prepare statements", err)
-		}
-		s.hot[q] = st
-	}
-	return nil
-}
-
-// writer returns the querier for writes: inside tx when it is not nil,
-// with prepared statements for the queries that have one.
-func (s *SQLite) writer(tx *sql.Tx) preparedQuerier {
-	return preparedQuerier{db: s.write, tx: tx, hot: s.hot}
-}
-
-// preparedQuerier runs a query through its prepared statement when there is
-// one, and as plain SQL otherwise.
-type preparedQuerier struct {
-	db  *sql.DB
-	tx  *sql.Tx
-	hot map[string]*sql.Stmt
-}
-
-func (p preparedQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
-	st := p.hot[query]
-	if st != nil && p.tx != nil {
-		// The transaction's own handle on the statement, closed with it.
-		return p.tx.StmtContext(ctx, st)
-	}
-	return st
-}
-
-func (p preparedQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := p.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	if p.tx != nil {
-		return p.tx.ExecContext(ctx, query, args...)
-	}
-	return p.db.ExecContext(ctx, query, args...)
-}
-
-func (p preparedQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := p.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	if p.tx != nil {
-		return p.tx.QueryRowContext(ctx, query, args...)
-	}
-	return p.db.QueryRowContext(ctx, query, args...)
 }
 
 // connect opens db's first connection. The driver applies the DSN's
@@ -315,9 +249,6 @@ func (s *SQLite) Close() error {
 	var ckptErr error
 	if s.ckpt != nil {
 		ckptErr = s.ckpt.Close()
-	}
-	for _, st := range s.hot {
-		_ = st.Close() // the handle's Close below reports what matters
 	}
 	if err := errors.Join(ckptErr, s.write.Close(), s.read.Close()); err != nil {
 		return fmt.Errorf("store: close: %w", err)
@@ -493,9 +424,9 @@ func (s *SQLite) UpsertWeChatUser(ctx context.Context, in WeChatLogin) (User, bo
 		u       User
 		created bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(q writeQuerier) error {
 		var err error
-		u, created, err = upsertWeChatUserTx(ctx, s.writer(tx), in)
+		u, created, err = upsertWeChatUserTx(q, in)
 		return err
 	})
 	if err != nil {
@@ -517,15 +448,14 @@ func (s *SQLite) StartWeChatSession(ctx context.Context, in WeChatLogin, first R
 		u       User
 		created bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		q := s.writer(tx)
+	err := s.writeTx(ctx, func(q writeQuerier) error {
 		var err error
-		u, created, err = upsertWeChatUserTx(ctx, q, in)
+		u, created, err = upsertWeChatUserTx(q, in)
 		if err != nil || u.Disabled {
 			return err
 		}
 		first.UserID = u.ID
-		return insertRefreshToken(ctx, q, first)
+		return insertRefreshToken(q, first)
 	})
 	if err != nil {
 		return User{}, false, s.wrap(op, err)
@@ -535,28 +465,28 @@ func (s *SQLite) StartWeChatSession(ctx context.Context, in WeChatLogin, first R
 
 // upsertWeChatUserTx is UpsertWeChatUser within the write transaction of
 // q, for a checked in.
-func upsertWeChatUserTx(ctx context.Context, q preparedQuerier, in WeChatLogin) (User, bool, error) {
+func upsertWeChatUserTx(q writeQuerier, in WeChatLogin) (User, bool, error) {
 	var p Profile
 	if in.Profile != nil {
 		p = *in.Profile
 	}
 	now := in.Now.UnixMicro()
 	var id int64
-	err := q.QueryRowContext(ctx, selectWeChatUserSQL, in.AppID, in.OpenID).Scan(&id)
+	err := q.queryRow(selectWeChatUserSQL, in.AppID, in.OpenID).Scan(&id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		roles, err := encodeRoles(in.DefaultRoles)
 		if err != nil {
 			return User{}, false, err
 		}
-		u, err := scanUser(q.QueryRowContext(ctx, insertWeChatUserSQL,
+		u, err := scanUser(q.queryRow(insertWeChatUserSQL,
 			in.AppID, in.OpenID, nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
 			roles, nullBytes(in.SessionKey), now, now, now))
 		return u, true, err
 	case err != nil:
 		return User{}, false, err
 	}
-	u, err := scanUser(q.QueryRowContext(ctx, updateWeChatUserSQL,
+	u, err := scanUser(q.queryRow(updateWeChatUserSQL,
 		nullBytes(in.SessionKey), nullString(in.UnionID), optString(p.Nickname), optString(p.AvatarURL), optInt(p.Gender),
 		now, now, id))
 	return u, false, err

@@ -40,6 +40,10 @@ func BenchmarkSQLiteStartWeChatSession(b *testing.B) {
 				if returning {
 					openID = fmt.Sprintf("o-bench-%d", i%1000)
 				}
+				// A request's context, as the login handler passes: one that
+				// can be cancelled, which the driver watches per statement.
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
 				_, _, err := s.StartWeChatSession(ctx, store.WeChatLogin{
 					AppID: "wx0123456789abcdef", OpenID: openID, SessionKey: secret[:16],
 					DefaultRoles: []string{"subscriber"},

@@ -47,7 +47,8 @@ func (s *SQLite) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
 	if t.FamilyID == "" {
 		return errors.New("store: create refresh token: token has no family")
 	}
-	if err := insertRefreshToken(ctx, s.writer(nil), t); err != nil {
+	err := s.writeTx(ctx, func(q writeQuerier) error { return insertRefreshToken(q, t) })
+	if err != nil {
 		return s.wrap("create refresh token", err)
 	}
 	return nil
@@ -65,13 +66,12 @@ func (s *SQLite) RotateRefreshToken(ctx context.Context, old []byte, next Refres
 		prev   RefreshToken
 		reused bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(q writeQuerier) error {
 		var err error
-		prev, err = scanRefreshToken(tx.QueryRowContext(ctx, consumeRefreshSQL,
-			now.UnixMicro(), old, now.UnixMicro()))
+		prev, err = scanRefreshToken(q.queryRow(consumeRefreshSQL, now.UnixMicro(), old, now.UnixMicro()))
 		if errors.Is(err, sql.ErrNoRows) {
 			// On a reuse this returns nil, committing the revocation.
-			prev, reused, err = refuseRotation(ctx, tx, old, now)
+			prev, reused, err = refuseRotation(q, old, now)
 			return err
 		}
 		if err != nil {
@@ -80,7 +80,7 @@ func (s *SQLite) RotateRefreshToken(ctx context.Context, old []byte, next Refres
 		if err := inheritFamily(&next, prev); err != nil {
 			return err
 		}
-		return insertRefreshToken(ctx, s.writer(tx), next)
+		return insertRefreshToken(q, next)
 	})
 	if err != nil {
 		return RefreshToken{}, s.wrap(op, err)
@@ -95,8 +95,8 @@ func (s *SQLite) RotateRefreshToken(ctx context.Context, old []byte, next Refres
 // consumed. An unknown, expired or revoked token is ErrNotFound. A token
 // that was rotated before is being reused: its whole family is revoked at
 // now, and the result is the token as revoked and true.
-func refuseRotation(ctx context.Context, tx *sql.Tx, old []byte, now time.Time) (RefreshToken, bool, error) {
-	t, err := scanRefreshToken(tx.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`, old))
+func refuseRotation(q writeQuerier, old []byte, now time.Time) (RefreshToken, bool, error) {
+	t, err := scanRefreshToken(q.queryRow(`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`, old))
 	if errors.Is(err, sql.ErrNoRows) {
 		return RefreshToken{}, false, ErrNotFound
 	}
@@ -111,7 +111,7 @@ func refuseRotation(ctx context.Context, tx *sql.Tx, old []byte, now time.Time) 
 	}
 	// Live and unrevoked, yet the UPDATE in the same transaction refused it:
 	// it was rotated before.
-	if _, err := tx.ExecContext(ctx, revokeFamilySQL, now.UnixMicro(), t.FamilyID); err != nil {
+	if err := q.exec(revokeFamilySQL, now.UnixMicro(), t.FamilyID); err != nil {
 		return RefreshToken{}, false, err
 	}
 	t.RevokedAt = fromMicros(now.UnixMicro())
@@ -308,10 +308,8 @@ func checkWeChatSession(in WeChatLogin, first RefreshToken) error {
 
 const insertRefreshTokenSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES (?, ?, ?, ?, ?, NULL, NULL)`
 
-func insertRefreshToken(ctx context.Context, q querier, t RefreshToken) error {
-	_, err := q.ExecContext(ctx, insertRefreshTokenSQL,
-		t.Hash, t.FamilyID, t.UserID, t.IssuedAt.UnixMicro(), t.ExpiresAt.UnixMicro())
-	return err
+func insertRefreshToken(q writeQuerier, t RefreshToken) error {
+	return q.exec(insertRefreshTokenSQL, t.Hash, t.FamilyID, t.UserID, t.IssuedAt.UnixMicro(), t.ExpiresAt.UnixMicro())
 }
 
 // scanRefreshToken reads the refreshColumns of one row.
