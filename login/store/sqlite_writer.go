@@ -128,14 +128,14 @@ func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // driver's own connection.
 type writerConn struct {
 	driver.Conn
-	beginTx  driver.ConnBeginTx
-	prepare  driver.ConnPrepareContext
-	execer   driver.ExecerContext
-	queryer  driver.QueryerContext
-	pinger   driver.Pinger
-	resetter driver.SessionResetter
-	validat  driver.Validator
-	stmts    map[string]preparedStmt
+	beginTx   driver.ConnBeginTx
+	prepare   driver.ConnPrepareContext
+	execer    driver.ExecerContext
+	queryer   driver.QueryerContext
+	pinger    driver.Pinger
+	resetter  driver.SessionResetter
+	validator driver.Validator
+	stmts     map[string]preparedStmt
 }
 
 func newWriterConn(dc driver.Conn) (*writerConn, error) {
@@ -147,7 +147,7 @@ func newWriterConn(dc driver.Conn) (*writerConn, error) {
 	c.queryer, ok[3] = dc.(driver.QueryerContext)
 	c.pinger, ok[4] = dc.(driver.Pinger)
 	c.resetter, ok[5] = dc.(driver.SessionResetter)
-	c.validat, ok[6] = dc.(driver.Validator)
+	c.validator, ok[6] = dc.(driver.Validator)
 	for _, ok := range ok {
 		if !ok {
 			return nil, fmt.Errorf("sqlite driver connection %T lacks an interface the writer forwards", dc)
@@ -223,7 +223,7 @@ func (c *writerConn) Ping(ctx context.Context) error { return c.pinger.Ping(ctx)
 
 func (c *writerConn) ResetSession(ctx context.Context) error { return c.resetter.ResetSession(ctx) }
 
-func (c *writerConn) IsValid() bool { return c.validat.IsValid() }
+func (c *writerConn) IsValid() bool { return c.validator.IsValid() }
 
 // driverRow is one row read through the driver. Its Scan fills the few
 // destination types the store's scanners use, converting as database/sql's
