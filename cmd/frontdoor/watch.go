@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 )
 
@@ -42,7 +41,7 @@ func configHash(data []byte) string {
 // still reloads, so failing to start is logged, not fatal.
 func (s *server) watchConfig(ctx context.Context) {
 	cfg := s.cfg.Load()
-	fw, err := newFileWatcher(cfg.path, cfg.hash, reloadQuiet, s.log)
+	fw, err := newFileWatcher(cfg.path, cfg.hash, reloadQuiet, s.log, newDirWatcher)
 	if err != nil {
 		s.log.Warn("the config file is not watched; send SIGHUP to reload it", zap.Error(err))
 		return
@@ -61,7 +60,7 @@ type fileWatcher struct {
 	path  string // absolute, as given (not resolved)
 	quiet time.Duration
 	log   *zap.Logger
-	w     *fsnotify.Watcher
+	w     dirWatcher
 
 	// target is path with every symlink resolved, when that resolves; dirs
 	// are the directories being watched: path's own and target's.
@@ -75,19 +74,19 @@ type fileWatcher struct {
 }
 
 // newFileWatcher starts watching path, whose content currently hashes to
-// loaded (see configHash).
-func newFileWatcher(path, loaded string, quiet time.Duration, log *zap.Logger) (*fileWatcher, error) {
+// loaded (see configHash), with a directory watch from newWatch.
+func newFileWatcher(path, loaded string, quiet time.Duration, log *zap.Logger, newWatch func() (dirWatcher, error)) (*fileWatcher, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
-	w, err := fsnotify.NewWatcher()
+	w, err := newWatch()
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
 	fw := &fileWatcher{path: abs, quiet: quiet, log: log, w: w, dirs: map[string]bool{}, last: loaded}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
-		w.Close()
+	if err := w.add(filepath.Dir(abs)); err != nil {
+		w.close()
 		return nil, fmt.Errorf("watch %s: %w", filepath.Dir(abs), err)
 	}
 	fw.dirs[filepath.Dir(abs)] = true
@@ -110,12 +109,12 @@ func (fw *fileWatcher) follow() {
 		if d != own && d != dir {
 			// The directory may already be gone (a ConfigMap's old
 			// timestamped directory), which removed the watch with it.
-			_ = fw.w.Remove(d)
+			_ = fw.w.remove(d)
 			delete(fw.dirs, d)
 		}
 	}
 	if !fw.dirs[dir] {
-		if err := fw.w.Add(dir); err != nil {
+		if err := fw.w.add(dir); err != nil {
 			fw.log.Warn("cannot watch the directory the config file links to; changes there need SIGHUP",
 				zap.String("dir", dir), zap.Error(err))
 			return
@@ -124,10 +123,10 @@ func (fw *fileWatcher) follow() {
 	}
 }
 
-// relevant reports whether an event may have changed what reading path
-// returns.
-func (fw *fileWatcher) relevant(ev fsnotify.Event) bool {
-	name := filepath.Clean(ev.Name)
+// relevant reports whether a change to the entry at name may have changed
+// what reading path returns.
+func (fw *fileWatcher) relevant(name string) bool {
+	name = filepath.Clean(name)
 	own := filepath.Dir(fw.path)
 	return name == fw.path || name == fw.target || name == filepath.Join(own, kubeDataLink)
 }
@@ -136,7 +135,7 @@ func (fw *fileWatcher) relevant(ev fsnotify.Event) bool {
 // differs from what it was at the last call, once a burst of events has
 // settled. It returns when ctx is done.
 func (fw *fileWatcher) run(ctx context.Context, changed func()) {
-	defer fw.w.Close()
+	defer fw.w.close()
 	timer := time.NewTimer(fw.quiet)
 	timer.Stop()
 	var (
@@ -159,18 +158,18 @@ func (fw *fileWatcher) run(ctx context.Context, changed func()) {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case ev, ok := <-fw.w.Events:
+		case name, ok := <-fw.w.changes():
 			if !ok {
 				return
 			}
-			if fw.relevant(ev) {
+			if fw.relevant(name) {
 				schedule()
 			}
-		case err, ok := <-fw.w.Errors:
+		case err, ok := <-fw.w.errs():
 			if !ok {
 				return
 			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
+			if errors.Is(err, errEventsLost) {
 				// Events were lost; one of them may have been ours.
 				schedule()
 				continue

@@ -28,13 +28,13 @@ func TestConfigHashMatchesLoadConfig(t *testing.T) {
 // watchHarness runs a fileWatcher on path and reports each change it
 // signals with the content of the file at that moment.
 type watchHarness struct {
-	t       *testing.T
+	t       testing.TB
 	changes chan string
 }
 
-func startWatch(t *testing.T, path, initial string) *watchHarness {
+func startWatch(t testing.TB, path, initial string, newWatch func() (dirWatcher, error)) *watchHarness {
 	t.Helper()
-	fw, err := newFileWatcher(path, configHash([]byte(initial)), 20*time.Millisecond, zap.NewNop())
+	fw, err := newFileWatcher(path, configHash([]byte(initial)), 20*time.Millisecond, zap.NewNop(), newWatch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,22 @@ func writeFile(t *testing.T, path, data string) {
 	}
 }
 
+// forEachBackend runs test once with each directory watch this platform has.
+func forEachBackend(t *testing.T, test func(t *testing.T, newWatch func() (dirWatcher, error))) {
+	for name, newWatch := range watchBackends() {
+		t.Run(name, func(t *testing.T) { test(t, newWatch) })
+	}
+}
+
 func TestFileWatcherWaysOfChanging(t *testing.T) {
+	forEachBackend(t, testFileWatcherWaysOfChanging)
+}
+
+func testFileWatcherWaysOfChanging(t *testing.T, newWatch func() (dirWatcher, error)) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	writeFile(t, path, "v0")
-	h := startWatch(t, path, "v0")
+	h := startWatch(t, path, "v0", newWatch)
 
 	steps := []struct {
 		name   string
@@ -134,23 +145,29 @@ func TestFileWatcherFollowsSymlinks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, change := tt.setup(t, t.TempDir())
-			h := startWatch(t, path, "v0")
-			for _, v := range []string{"v1", "v2", "v3"} {
-				change(v)
-				if got := h.next(); got != v {
-					t.Fatalf("signalled with %q, want %q", got, v)
+			forEachBackend(t, func(t *testing.T, newWatch func() (dirWatcher, error)) {
+				path, change := tt.setup(t, t.TempDir())
+				h := startWatch(t, path, "v0", newWatch)
+				for _, v := range []string{"v1", "v2", "v3"} {
+					change(v)
+					if got := h.next(); got != v {
+						t.Fatalf("signalled with %q, want %q", got, v)
+					}
 				}
-			}
+			})
 		})
 	}
 }
 
 func TestFileWatcherMissingFile(t *testing.T) {
+	forEachBackend(t, testFileWatcherMissingFile)
+}
+
+func testFileWatcherMissingFile(t *testing.T, newWatch func() (dirWatcher, error)) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	writeFile(t, path, "v0")
-	h := startWatch(t, path, "v0")
+	h := startWatch(t, path, "v0", newWatch)
 	os.Remove(path)
 	if got := h.next(); got != "" {
 		t.Fatalf("signalled with %q, want the missing file", got)
