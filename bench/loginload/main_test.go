@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,5 +151,84 @@ func TestRunRejectsBadFrontdoorURL(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "usage") {
 			t.Errorf("-frontdoor %s: error %v, want a usage error", u, err)
 		}
+	}
+}
+
+func TestExchange(t *testing.T) {
+	const token = `{"access_token":"eyJ.x.y","new_user":true}`
+	tests := []struct {
+		name       string
+		response   string
+		wantStatus string
+		wantBody   string
+		wantKeep   bool
+		wantErr    bool
+	}{
+		{name: "200", response: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n" + token,
+			wantBody: token, wantKeep: true},
+		{name: "error status", response: "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\n\r\n{}",
+			wantStatus: "429 Too Many Requests", wantBody: "{}", wantKeep: true},
+		{name: "Connection: close", response: "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\n{}",
+			wantBody: "{}"},
+		{name: "HTTP/1.0", response: "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", wantBody: "{}"},
+		{name: "bare LF", response: "HTTP/1.1 200 OK\nContent-Length: 2\n\n{}", wantBody: "{}", wantKeep: true},
+		{name: "chunked", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", wantErr: true},
+		{name: "no length", response: "HTTP/1.1 200 OK\r\n\r\n{}", wantErr: true},
+		{name: "two lengths", response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", wantErr: true},
+		{name: "bad length", response: "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n{}", wantErr: true},
+		{name: "short body", response: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", wantErr: true},
+		{name: "not HTTP", response: "SSH-2.0-OpenSSH\r\n\r\n", wantErr: true},
+		{name: "header without colon", response: "HTTP/1.1 200 OK\r\nContent-Length 2\r\n\r\n{}", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			go func() {
+				defer server.Close()
+				req := make([]byte, 3)
+				if _, err := io.ReadFull(server, req); err != nil {
+					return
+				}
+				io.WriteString(server, tt.response)
+			}()
+			status, body, keep, err := exchange(client, bufio.NewReader(client), []byte("GET"), 5*time.Second)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("no error; status %q body %q", status, body)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.wantStatus || string(body) != tt.wantBody || keep != tt.wantKeep {
+				t.Fatalf("got status %q body %q keep %t, want %q %q %t", status, body, keep, tt.wantStatus, tt.wantBody, tt.wantKeep)
+			}
+		})
+	}
+}
+
+func TestCheckLogin(t *testing.T) {
+	tests := []struct {
+		body     string
+		newUser  bool
+		wantKind string
+	}{
+		{`{"access_token":"eyJ.x.y","token_type":"Bearer","new_user":true}`, true, ""},
+		{`{"access_token":"eyJ.x.y","token_type":"Bearer","new_user":false}`, false, ""},
+		{`{"access_token":"eyJ.x.y","new_user":false}`, true, "unexpected"},
+		{`{"access_token":"","new_user":true}`, true, "unexpected"},
+		{`{"access_token":"eyJ`, true, "unexpected"},
+		{`{"new_user":true}`, true, "unexpected"},
+		{`"access_token":"x","new_user":true`, true, "unexpected"},
+	}
+	for _, tt := range tests {
+		if kind, _ := checkLogin("", []byte(tt.body), tt.newUser); kind != tt.wantKind {
+			t.Errorf("checkLogin(%s, new_user %t) = %q, want %q", tt.body, tt.newUser, kind, tt.wantKind)
+		}
+	}
+	if kind, _ := checkLogin("500 Internal Server Error", []byte(`{"error":"internal"}`), true); kind != "500 Internal Server Error" {
+		t.Errorf("an error status gives kind %q", kind)
 	}
 }
