@@ -433,7 +433,7 @@ func (c *loginConn) login(req []byte, newUser bool) (kind, detail string) {
 
 // exchange writes req on conn and reads one response from br, with the
 // whole exchange bounded by timeout. keep reports whether the connection
-// may carry the next request. body is valid until the next exchange on br.
+// may carry the next request.
 //
 // It reads only the response form that frontdoor sends (a Content-Length
 // body), and so costs the shared cores about a third less than

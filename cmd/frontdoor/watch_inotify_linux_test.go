@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -151,4 +153,54 @@ func processCPUTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestInotifyWatcherReportsLostEvents overflows the kernel's queue while
+// nobody reads the watch: the loss must come out as errEventsLost, which
+// makes fileWatcher re-read the file, rather than go unnoticed.
+func TestInotifyWatcherReportsLostEvents(t *testing.T) {
+	limit, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip("no max_queued_events:", err)
+	}
+	var queued int
+	if _, err := fmt.Sscan(string(limit), &queued); err != nil || queued > 1<<20 {
+		t.Skipf("max_queued_events %q", limit)
+	}
+	dir := t.TempDir()
+	w, err := newInotifyWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if err := w.add(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Attribute changes alternating between two files, so that the kernel
+	// cannot merge consecutive events; the reader blocks on the first one
+	// it delivers, holding the few hundred it read at once, and the queue
+	// fills behind it. Twice the limit overflows it whatever was read.
+	files := []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}
+	for _, f := range files {
+		writeFile(t, f, "x")
+	}
+	for i := range 2 * queued {
+		now := time.Now()
+		if err := os.Chtimes(files[i%2], now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case <-w.changes():
+		case err := <-w.errs():
+			if !errors.Is(err, errEventsLost) {
+				t.Fatalf("error %v, want errEventsLost", err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no errEventsLost after overflowing the queue")
+		}
+	}
 }
