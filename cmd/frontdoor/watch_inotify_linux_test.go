@@ -36,20 +36,28 @@ func collect(t *testing.T, w dirWatcher, settle time.Duration) []string {
 	}
 }
 
-// TestInotifyWatcherSkipsWritesInPlace holds the reason inotifyWatcher
-// exists: a file beside config.yaml that is written while it stays open (a
-// database, a log) must not wake the watcher once per write, only when its
-// writer closes it.
-func TestInotifyWatcherSkipsWritesInPlace(t *testing.T) {
+// watchTempDir returns an inotify watcher on a new temporary directory,
+// closed when the test ends.
+func watchTempDir(t *testing.T) (dirWatcher, string) {
+	t.Helper()
 	dir := t.TempDir()
 	w, err := newInotifyWatcher()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	t.Cleanup(func() { w.close() })
 	if err := w.add(dir); err != nil {
 		t.Fatal(err)
 	}
+	return w, dir
+}
+
+// TestInotifyWatcherSkipsWritesInPlace holds the reason inotifyWatcher
+// exists: a file beside config.yaml that is written while it stays open (a
+// database, a log) must not wake the watcher once per write, only when its
+// writer closes it.
+func TestInotifyWatcherSkipsWritesInPlace(t *testing.T) {
+	w, dir := watchTempDir(t)
 	busy := filepath.Join(dir, "frontdoor.db-wal")
 	f, err := os.Create(busy)
 	if err != nil {
@@ -167,15 +175,7 @@ func TestInotifyWatcherReportsLostEvents(t *testing.T) {
 	if _, err := fmt.Sscan(string(limit), &queued); err != nil || queued > 1<<20 {
 		t.Skipf("max_queued_events %q", limit)
 	}
-	dir := t.TempDir()
-	w, err := newInotifyWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.close()
-	if err := w.add(dir); err != nil {
-		t.Fatal(err)
-	}
+	w, dir := watchTempDir(t)
 	// Attribute changes alternating between two files, so that the kernel
 	// cannot merge consecutive events; the reader blocks on the first one
 	// it delivers, holding the few hundred it read at once, and the queue
